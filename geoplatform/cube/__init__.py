@@ -1,0 +1,1 @@
+"""The cube: the model and the facade over a storage backend."""

@@ -1,0 +1,172 @@
+"""The storage contract, and the registry that finds backends by name.
+
+The cube never imports a storage module: backends register under the
+``geoplatform.storage`` entry-point group (see ``setup.cfg``) and are loaded
+by name, so storage may depend on the model and never the other way round.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from geoplatform.cube.model import DatasetSpec, Snapshot
+from geoplatform.errors import StoreError
+from geoplatform.settings import Settings
+
+#: Columns that every scan returns besides the requested attributes.
+SYSTEM_COLUMNS = ("fid", "version", "valid_from", "valid_to", "record_from")
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What a backend must return: the records visible at ``snapshot`` whose
+    bbox intersects ``bbox`` and whose valid time meets ``[t_min, t_max]``.
+
+    ``arrow_filter`` is an attribute filter the backend may push down; the
+    caller re-checks nothing of it, so a backend must apply it exactly or not
+    accept it (``supports_arrow_filter``).
+    """
+
+    snapshot: int
+    bbox: tuple[float, float, float, float] | None = None
+    t_min: int = np.iinfo(np.int64).min
+    t_max: int = np.iinfo(np.int64).max
+    columns: tuple[str, ...] | None = None
+    arrow_filter: pc.Expression | None = None
+    with_geometry: bool = True
+    fids: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetStats:
+    rows: int
+    extent: tuple[float, float, float, float] | None
+    t_min: int | None
+    t_max: int | None
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class CommitResult:
+    snapshot: Snapshot
+    rows_written: int
+    rows_retired: int
+    files: list[str] = field(default_factory=list)
+
+
+class DatasetWriter(ABC):
+    """A dataset held for writing: one writer per dataset at a time.
+
+    ``parent`` is the head snapshot when the writer got the dataset; a commit
+    lands on top of it or fails with :class:`~geoplatform.errors.CommitConflict`.
+    """
+
+    spec: DatasetSpec
+    parent: int
+
+    @abstractmethod
+    def current_keys(self, fids: pa.Array | None = None) -> pa.Table:
+        """``fid``, ``version``, ``_hash`` and ``_loc`` of the records visible at
+        ``parent`` (only those whose fid is in ``fids`` when given)."""
+
+    @abstractmethod
+    def allocate_fids(self, n: int) -> int:
+        """Reserve ``n`` store-assigned ids; returns the first."""
+
+    @abstractmethod
+    def find_source(self, source_hash: str) -> Snapshot | None:
+        """The snapshot that ingested exactly this source, if it is still head-visible."""
+
+    @abstractmethod
+    def commit(
+        self,
+        records: pa.Table | None,
+        retire: np.ndarray,
+        *,
+        operation: str,
+        summary: dict[str, Any],
+        source_hash: str | None = None,
+        spec: DatasetSpec | None = None,
+    ) -> CommitResult:
+        """Write ``records`` as new versions and end the records at ``retire``
+        (locators from ``current_keys``), atomically, as one snapshot."""
+
+
+class StorageBackend(ABC):
+    """A place that keeps datasets. See ``tests/storage/contract.py``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, location: str, settings: Settings) -> None:
+        self.location = location
+        self.settings = settings
+
+    # datasets -----------------------------------------------------------
+    @abstractmethod
+    def create_dataset(self, spec: DatasetSpec) -> Snapshot: ...
+
+    @abstractmethod
+    def get_spec(self, name: str) -> DatasetSpec: ...
+
+    @abstractmethod
+    def list_specs(self) -> list[DatasetSpec]: ...
+
+    @abstractmethod
+    def drop_dataset(self, name: str) -> None: ...
+
+    # snapshots ----------------------------------------------------------
+    @abstractmethod
+    def snapshots(self, name: str) -> list[Snapshot]: ...
+
+    @abstractmethod
+    def head(self, name: str) -> int: ...
+
+    @abstractmethod
+    def snapshot_at(self, name: str, when: datetime) -> int: ...
+
+    @abstractmethod
+    def check_snapshot(self, name: str, snapshot: int) -> int:
+        """``snapshot`` if it is one of the dataset's, else SnapshotNotFound."""
+
+    # reading and writing ------------------------------------------------
+    @abstractmethod
+    def writer(self, name: str) -> AbstractContextManager[DatasetWriter]: ...
+
+    @abstractmethod
+    def scan(self, name: str, request: ScanRequest) -> pa.Table: ...
+
+    @abstractmethod
+    def history(self, name: str, fid: Any) -> pa.Table: ...
+
+    @abstractmethod
+    def stats(self, name: str, snapshot: int) -> DatasetStats: ...
+
+    def close(self) -> None:
+        """Release connections and caches."""
+
+
+def load_backend(name: str) -> type[StorageBackend]:
+    """The backend class registered under ``name`` in ``geoplatform.storage``."""
+    found = [ep for ep in entry_points(group="geoplatform.storage") if ep.name == name]
+    if not found:
+        known = sorted(ep.name for ep in entry_points(group="geoplatform.storage"))
+        raise StoreError(f"no storage backend named {name!r} (installed: {', '.join(known) or 'none'};"
+                         " is geoplatform installed with pip install -e .?)")
+    cls = found[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, StorageBackend)):
+        raise StoreError(f"entry point {name!r} is not a StorageBackend")
+    return cls
+
+
+def empty_like_schema(schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches([], schema=schema)

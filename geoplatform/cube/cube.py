@@ -1,0 +1,269 @@
+"""The Cube: the Python API over a store.
+
+>>> import geoplatform as gp, tempfile
+>>> cube = gp.open_cube(tempfile.mkdtemp())
+>>> cube.datasets()
+[]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from geoplatform.crs import resolve_crs, transform_geometries
+from geoplatform.cube.backend import DatasetStats, StorageBackend, load_backend
+from geoplatform.cube.model import DatasetSpec, Output, Snapshot
+from geoplatform.cube.query import QueryPlan, finish, plan_query, resolve_snapshot
+from geoplatform.errors import DatasetNotFound, FeatureNotFound, InvalidParameterValue, StoreError
+from geoplatform.settings import Settings
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+
+class Cube:
+    """A store of datasets keyed by location and time, with their history.
+
+    Open one with :func:`geoplatform.open_cube`.
+    """
+
+    def __init__(self, backend: StorageBackend, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"<Cube {self.backend.name}:{self.backend.location}>"
+
+    def __enter__(self) -> "Cube":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # datasets ---------------------------------------------------------------
+    def create_dataset(self, spec: DatasetSpec | dict[str, Any]) -> Snapshot:
+        """Declare a dataset; it starts empty at its first snapshot."""
+        if isinstance(spec, dict):
+            spec = DatasetSpec.model_validate(spec)
+        resolve_crs(spec.storage_crs)
+        return self.backend.create_dataset(spec)
+
+    def datasets(self) -> list[DatasetSpec]:
+        """Every dataset's spec, by name."""
+        return self.backend.list_specs()
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return self.backend.get_spec(name)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.backend.get_spec(name)
+        except DatasetNotFound:
+            return False
+        return True
+
+    def drop_dataset(self, name: str) -> None:
+        """Remove a dataset, its history and its files."""
+        self.backend.drop_dataset(name)
+
+    def snapshots(self, name: str) -> list[Snapshot]:
+        """The dataset's commits, oldest first."""
+        return self.backend.snapshots(name)
+
+    def stats(self, name: str, as_of: Any = None) -> DatasetStats:
+        """Row count, extent and time range of the dataset at a snapshot."""
+        return self.backend.stats(name, resolve_snapshot(self.backend, name, as_of))
+
+    # writing ----------------------------------------------------------------
+    def ingest(self, name: str, source: Any, **options: Any) -> Any:
+        """Load a file or frame into a dataset as one snapshot.
+
+        See :func:`geoplatform.ingest.ingest` for the options (``mode``,
+        ``on_invalid``, ``source_crs``, ``layer``...).
+        """
+        return _pipeline("ingest")(self, name, source, **options)
+
+    def delete_features(self, name: str, fids: Iterable[Any], *, operation: str = "delete") -> Snapshot:
+        """End the current version of each feature in record time (its history stays)."""
+        from geoplatform.storage.records import coerce_fid
+
+        with self.backend.writer(name) as w:
+            wanted = [coerce_fid(w.spec, f) for f in fids]
+            keys = w.current_keys(pa.array(wanted))
+            missing = sorted(set(wanted) - set(keys.column("fid").to_pylist()), key=str)
+            if missing:
+                raise FeatureNotFound(f"dataset {name!r} has no current features {missing[:10]}",
+                                      dataset=name, fids=missing)
+            res = w.commit(None, keys.column("_loc").to_numpy(), operation=operation,
+                           summary={"deleted": len(wanted)})
+        return res.snapshot
+
+    # reading ----------------------------------------------------------------
+    def query(self, name: str, *, output: Output = "geodataframe", crs: str | None = None,
+              **params: Any) -> "gpd.GeoDataFrame | pa.Table":
+        """Features of one dataset.
+
+        Parameters: ``bbox`` (and ``bbox_crs``, default the storage CRS),
+        ``geometry`` with ``predicate`` (intersects, within, contains, dwithin
+        with ``distance`` in metres), ``datetime`` (an instant, ``a/b`` with
+        ``..`` open ends, or a pair), ``as_of`` (a snapshot id or a time),
+        ``filter`` (CQL2 text or JSON) with ``filter_lang``, ``properties``,
+        ``sortby`` (``"-height,name"``), ``limit``, ``offset``. ``crs`` is the
+        output CRS; ``output`` is ``"geodataframe"`` or ``"arrow"``.
+        """
+        plan = plan_query(self.backend, name, **params)
+        table = self._run(plan, with_geometry=True)
+        return _output(table, plan.spec, output, crs)
+
+    def count(self, name: str, **params: Any) -> int:
+        """The exact number of features a query matches (no limit applies)."""
+        params.pop("limit", None)
+        params.pop("offset", None)
+        plan = plan_query(self.backend, name, **params)
+        needs_geom = plan.geometry is not None or plan.spec.geometry_type != "Point" or (
+            plan.compiled is not None and plan.compiled.residual is not None)
+        req = plan.scan_request(with_geometry=needs_geom)
+        if plan.properties is None and plan.compiled is None:
+            req = type(req)(**{**req.__dict__, "columns": ()})
+        table = self.backend.scan(name, req)
+        return int(finish(plan, table, count_only=True))
+
+    def _run(self, plan: QueryPlan, *, with_geometry: bool) -> pa.Table:
+        table = self.backend.scan(plan.spec.name, plan.scan_request(with_geometry=with_geometry))
+        out = finish(plan, table)
+        assert isinstance(out, pa.Table)
+        if plan.properties is not None:
+            keep = ["fid", "version", "valid_from", "valid_to", "record_from", *plan.properties,
+                    "bbox", "geometry"]
+            out = out.select([c for c in keep if c in out.column_names])
+        return out
+
+    def search(self, datasets: Sequence[str] | None = None, *, crs: str = "EPSG:4490",
+               output: Output = "geodataframe", **params: Any) -> "gpd.GeoDataFrame | pa.Table":
+        """One query over several datasets (all when ``datasets`` is None),
+        as one frame in ``crs`` with a ``dataset`` column."""
+        import geopandas as gpd
+        import pandas as pd
+
+        names = [s.name for s in self.datasets()] if datasets is None else list(datasets)
+        if params.get("bbox") is not None and "bbox_crs" not in params:
+            params["bbox_crs"] = crs
+        frames = []
+        for name in names:
+            gdf = self.query(name, crs=crs, **params)
+            if len(gdf):
+                gdf.insert(0, "dataset", name)
+                frames.append(gdf)
+        if not frames:
+            out = gpd.GeoDataFrame({"dataset": pd.Series(dtype=str), "fid": pd.Series(dtype=str)},
+                                   geometry=gpd.GeoSeries([], crs=resolve_crs(crs).pyproj_crs))
+        else:
+            for f in frames:
+                f["fid"] = f["fid"].astype(str)
+            out = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
+                                   crs=resolve_crs(crs).pyproj_crs)
+        return out if output == "geodataframe" else pa.Table.from_pandas(out.to_wkb(), preserve_index=False)
+
+    def history(self, name: str, fid: Any, *, output: Output = "geodataframe") -> "gpd.GeoDataFrame | pa.Table":
+        """Every version of one feature, with its valid and record time."""
+        spec = self.backend.get_spec(name)
+        t = self.backend.history(name, fid)
+        if not len(t):
+            raise FeatureNotFound(f"dataset {name!r} has no feature {fid!r}", dataset=name, fid=fid)
+        return _output(t, spec, output, None)
+
+    def get(self, name: str, fid: Any, *, as_of: Any = None) -> "gpd.GeoDataFrame":
+        """The version of one feature that is current (or was, ``as_of``)."""
+        from geoplatform.storage.records import coerce_fid
+
+        spec = self.backend.get_spec(name)
+        plan = plan_query(self.backend, name, as_of=as_of)
+        req = plan.scan_request(with_geometry=True)
+        req = type(req)(**{**req.__dict__, "fids": (coerce_fid(spec, fid),)})
+        t = self.backend.scan(name, req)
+        if not len(t):
+            raise FeatureNotFound(f"dataset {name!r} has no feature {fid!r}", dataset=name, fid=fid)
+        return _output(t, spec, "geodataframe", None)
+
+    def to_xarray(self, name: str, *, resolution: float, freq: str | None = None,
+                  agg: Literal["count", "sum", "mean", "min", "max"] = "count",
+                  variable: str | None = None, crs: str | None = None,
+                  chunks: bool | None = None, **params: Any) -> "xr.DataArray":
+        """Aggregate a vector dataset to a (time, y, x) grid.
+
+        See :func:`geoplatform.cube.grid.to_xarray`.
+        """
+        from geoplatform.cube.grid import to_xarray
+
+        return to_xarray(self, name, resolution=resolution, freq=freq, agg=agg, variable=variable,
+                         crs=crs, chunks=chunks, **params)
+
+
+def _output(table: pa.Table, spec: DatasetSpec, output: Output, crs: str | None) -> Any:
+    if "bbox" in table.column_names:
+        table = table.drop_columns(["bbox"])
+    if "_hash" in table.column_names:
+        table = table.drop_columns(["_hash"])
+    target = resolve_crs(crs or spec.storage_crs)
+    if output == "arrow":
+        if crs is not None and resolve_crs(crs) != resolve_crs(spec.storage_crs) and len(table):
+            import shapely
+
+            geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+            geoms = transform_geometries(geoms, spec.storage_crs, target)
+            idx = table.column_names.index("geometry")
+            table = table.set_column(idx, "geometry", pa.array(shapely.to_wkb(geoms), pa.binary()))
+        return table.replace_schema_metadata({b"geoplatform:crs": target.id.encode()})
+    if output != "geodataframe":
+        raise InvalidParameterValue(f"output {output!r} is not 'geodataframe' or 'arrow'")
+    import geopandas as gpd
+    import shapely
+
+    geom = table.column("geometry").to_numpy(zero_copy_only=False) if "geometry" in table.column_names else None
+    df = table.drop_columns(["geometry"]).to_pandas() if geom is not None else table.to_pandas()
+    src = resolve_crs(spec.storage_crs)
+    geoms = shapely.from_wkb(geom) if geom is not None else np.full(len(df), None)
+    if target != src and len(df):
+        geoms = transform_geometries(geoms, src, target)
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, index=df.index, crs=_geopandas_crs(target)))
+
+
+def _geopandas_crs(c: Any) -> Any:
+    return c.pyproj_crs if not c.is_offset_system else None
+
+
+def _pipeline(name: str) -> Any:
+    """An upper-layer pipeline (ingest), found through the ``geoplatform.pipelines``
+    entry points so the cube does not import the layers above it."""
+    for ep in entry_points(group="geoplatform.pipelines"):
+        if ep.name == name:
+            return ep.load()
+    raise StoreError(f"no {name} pipeline installed (is geoplatform installed with pip install -e .?)")
+
+
+def open_cube(location: str | Path | None = None, *, settings: Settings | None = None,
+              backend: str | None = None) -> Cube:
+    """Open (or create) a store.
+
+    ``location`` is a folder for the embedded store; ``None`` uses
+    ``settings.store`` (``GEOPLATFORM_STORE``).
+
+    >>> import tempfile
+    >>> open_cube(tempfile.mkdtemp()).datasets()
+    []
+    """
+    settings = settings or Settings()
+    loc = str(location if location is not None else settings.store)
+    cls = load_backend(backend or settings.backend)
+    return Cube(cls(loc, settings), settings)

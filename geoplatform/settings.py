@@ -1,0 +1,31 @@
+"""Settings, read from ``GEOPLATFORM_*`` environment variables or passed in.
+
+They are an object handed to whatever needs them, never a module global.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Platform settings.
+
+    >>> Settings(store="var/demo").store
+    PosixPath('var/demo')
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GEOPLATFORM_", extra="ignore")
+
+    store: Path = Field(default=Path("var/store"), description="Embedded store folder")
+    backend: str = Field(default="geoparquet", description="Storage backend entry point name")
+    row_group_size: int = Field(default=100_000, ge=1_000, le=10_000_000)
+    max_file_rows: int = Field(default=2_000_000, ge=1_000)
+    hilbert_order: int = Field(default=20, ge=4, le=31)
+    compression_level: int = Field(default=3, ge=1, le=22)
+    fsync: bool = Field(default=True, description="fsync data files before a commit")
+    lock_timeout_s: float = Field(default=600.0, gt=0)
+    progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")

@@ -1,0 +1,413 @@
+"""The embedded default backend: immutable GeoParquet 1.1 files and a SQLite log.
+
+Layout of a store folder::
+
+    catalog.sqlite                       datasets, snapshots, files, row groups, retired rows
+    data/<dataset>/<partition>/<uuid>.parquet
+    locks/<dataset>.lock                 one writer per dataset (flock; freed if the writer dies)
+
+Each file is written by one snapshot and never changed, so a record's record
+time starts at its file's snapshot. A record ends (is superseded or deleted)
+by a row in ``retired`` naming its file and row: a deletion vector, so no
+file is ever rewritten to end a record. Rows are sorted by the Hilbert key of
+their bbox centre, then valid time, in row groups of ``row_group_size``; each
+row group's bbox and time range is kept in the catalog, so a query discards
+files and row groups before it opens any file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from geoplatform.crs import resolve_crs
+from geoplatform.cube.backend import (
+    CommitResult, DatasetStats, DatasetWriter, ScanRequest, StorageBackend,
+)
+from geoplatform.cube.model import DatasetSpec, Snapshot
+from geoplatform.cube.times import MAX_US, MIN_US
+from geoplatform.errors import CommitConflict, StoreError
+from geoplatform.index import HilbertCurve2D, TimeBinning
+from geoplatform.settings import Settings
+from geoplatform.storage import records
+from geoplatform.storage.catalogdb import CatalogDB, DatasetRow, _now
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass
+class _Manifest:
+    """The row groups of a dataset's files, as arrays, for pruning in numpy."""
+
+    head: int
+    file_ids: np.ndarray
+    file_paths: dict[int, str]
+    file_snapshot: dict[int, int]
+    rg_file: np.ndarray
+    rg_index: np.ndarray
+    rg_offset: np.ndarray
+    rg_rows: np.ndarray
+    rg_snapshot: np.ndarray
+    rg_bounds: np.ndarray  # (n, 4)
+    rg_t: np.ndarray  # (n, 2)
+    retired_file: np.ndarray
+    retired_row: np.ndarray
+    retired_snapshot: np.ndarray
+
+
+class GeoParquetBackend(StorageBackend):
+    """Datasets as GeoParquet files in a folder; no server needed."""
+
+    name = "geoparquet"
+
+    def __init__(self, location: str, settings: Settings) -> None:
+        super().__init__(location, settings)
+        self.root = Path(location)
+        try:
+            (self.root / "data").mkdir(parents=True, exist_ok=True)
+            (self.root / "locks").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store folder {self.root}: {exc}") from exc
+        self.db = CatalogDB(self.root / "catalog.sqlite", settings.lock_timeout_s)
+        self._manifests: dict[int, _Manifest] = {}
+        self._metadata: dict[str, pq.FileMetaData] = {}
+        self._lock = threading.Lock()
+
+    # datasets ---------------------------------------------------------------
+    def create_dataset(self, spec: DatasetSpec) -> Snapshot:
+        crs = resolve_crs(spec.storage_crs)
+        return self.db.create_dataset(spec, tuple(float(v) for v in crs.bounds_in_crs))
+
+    def get_spec(self, name: str) -> DatasetSpec:
+        return self.db.dataset(name).spec
+
+    def list_specs(self) -> list[DatasetSpec]:
+        return [d.spec for d in self.db.datasets()]
+
+    def drop_dataset(self, name: str) -> None:
+        with self._dataset_lock(name):
+            paths = self.db.drop_dataset(name)
+            for p in paths:
+                (self.root / p).unlink(missing_ok=True)
+            self._sweep(name, keep=set())
+        with self._lock:
+            self._manifests.clear()
+
+    # snapshots --------------------------------------------------------------
+    def snapshots(self, name: str) -> list[Snapshot]:
+        return self.db.snapshots(self.db.dataset(name))
+
+    def head(self, name: str) -> int:
+        return self.db.head(self.db.dataset(name).id)
+
+    def snapshot_at(self, name: str, when: datetime) -> int:
+        return self.db.snapshot_at(self.db.dataset(name), int(when.timestamp() * 1_000_000))
+
+    def check_snapshot(self, name: str, snapshot: int) -> int:
+        return self.db.check_snapshot(self.db.dataset(name), snapshot)
+
+    # writing ----------------------------------------------------------------
+    @contextmanager
+    def _dataset_lock(self, name: str) -> Iterator[None]:
+        path = self.root / "locks" / f"{name}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + self.settings.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(f"dataset {name!r} is locked by another writer") from None
+                    time.sleep(0.02)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    @contextmanager
+    def writer(self, name: str) -> Iterator[DatasetWriter]:
+        self.db.dataset(name)  # not found before taking a lock file
+        with self._dataset_lock(name):
+            ds = self.db.dataset(name)
+            known = {r[0] for r in self.db.con.execute(
+                "SELECT path FROM files WHERE dataset_id=?", (ds.id,))}
+            self._sweep(name, keep=known)
+            yield _Writer(self, ds)
+
+    def _sweep(self, name: str, keep: set[str]) -> None:
+        """Delete files no committed snapshot names: leftovers of a killed writer.
+
+        Only called with the dataset's write lock held, so no live writer's
+        uncommitted files can be here.
+        """
+        base = self.root / "data" / name
+        if not base.exists():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and path.relative_to(self.root).as_posix() not in keep:
+                path.unlink(missing_ok=True)
+
+    def _write_files(self, ds: DatasetRow, table: pa.Table) -> list[dict[str, Any]]:
+        """Sort, partition and write ``table``; returns the catalog rows of the files."""
+        spec = ds.spec
+        curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
+        bins = TimeBinning(spec.time_partition)
+        bbox = records.bbox_arrays(table)
+        keys = curve.index((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0)
+        vf = records.times_us(table.column("valid_from"), MIN_US)
+        vt = records.times_us(table.column("valid_to"), MAX_US)
+        part = bins.bin_ids(vf) if spec.time_partition != "none" else np.zeros(len(table), np.int64)
+        if spec.time_partition != "none":
+            part = np.where(vf == MIN_US, np.iinfo(np.int64).min, part)
+        order = np.lexsort((vf, keys, part))
+        part = part[order]
+        table = table.take(pa.array(order))
+        bbox = bbox[:, order]
+        vf, vt = vf[order], vt[order]
+        cuts = np.flatnonzero(np.diff(part)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(table)]])
+        geo_meta = records.geo_metadata(spec, table, bbox)
+        out = []
+        for s, e in zip(starts, ends):
+            label = "open" if part[s] == np.iinfo(np.int64).min else bins.bin_label(int(part[s]))
+            for fs in range(s, e, self.settings.max_file_rows):
+                fe = min(e, fs + self.settings.max_file_rows)
+                out.append(self._write_one(ds, label, table.slice(fs, fe - fs), bbox[:, fs:fe],
+                                           vf[fs:fe], vt[fs:fe], geo_meta))
+        return out
+
+    def _write_one(self, ds: DatasetRow, label: str, table: pa.Table, bbox: np.ndarray,
+                   vf: np.ndarray, vt: np.ndarray, geo_meta: bytes) -> dict[str, Any]:
+        rel = Path("data") / ds.name / label / f"{uuid.uuid4().hex}.parquet"
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = table.replace_schema_metadata({b"geo": geo_meta})
+        tmp = path.with_suffix(".parquet.tmp")
+        rgs = self.settings.row_group_size
+        pq.write_table(table, tmp, row_group_size=rgs, compression="zstd",
+                       compression_level=self.settings.compression_level,
+                       write_statistics=["fid", "version"], store_schema=False)
+        if self.settings.fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+        n = len(table)
+        offsets = np.arange(0, n, rgs)
+        vt_fin = np.where(vt == MAX_US, MAX_US, vt)
+        row_groups = [
+            (int(i), int(o), int(min(rgs, n - o)),
+             float(bbox[0, o:o + rgs].min()), float(bbox[1, o:o + rgs].min()),
+             float(bbox[2, o:o + rgs].max()), float(bbox[3, o:o + rgs].max()),
+             int(vf[o:o + rgs].min()), int(vt_fin[o:o + rgs].max()))
+            for i, o in enumerate(offsets)
+        ]
+        return {
+            "path": rel.as_posix(), "partition": label, "rows": n, "bytes": path.stat().st_size,
+            "bounds": (float(bbox[0].min()), float(bbox[1].min()), float(bbox[2].max()), float(bbox[3].max())),
+            "t": (int(vf.min()), int(vt_fin.max())), "row_groups": row_groups,
+        }
+
+    def _commit(self, ds: DatasetRow, parent: int, files: list[dict[str, Any]], retire: np.ndarray,
+                operation: str, summary: dict[str, Any], source_hash: str | None,
+                spec: DatasetSpec | None) -> Snapshot:
+        iso, us = _now()
+        with self.db.transaction() as con:
+            head = self.db.head(ds.id)
+            if head != parent:
+                raise CommitConflict(
+                    f"dataset {ds.name!r} moved from snapshot {parent} to {head} during this write",
+                    dataset=ds.name)
+            sid = self.db._insert_snapshot(con, ds.id, parent, iso, us, operation, summary, source_hash)
+            for f in files:
+                fid = con.execute(
+                    "INSERT INTO files (dataset_id, snapshot_id, path, partition, rows, bytes,"
+                    " xmin, ymin, xmax, ymax, tmin, tmax) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (ds.id, sid, f["path"], f["partition"], f["rows"], f["bytes"], *f["bounds"], *f["t"]),
+                ).lastrowid
+                con.executemany(
+                    "INSERT INTO row_groups VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(fid, *rg) for rg in f["row_groups"]])
+            if len(retire):
+                con.executemany(
+                    "INSERT INTO retired (file_id, row, snapshot_id) VALUES (?,?,?)",
+                    [(int(loc >> 32), int(loc & 0xFFFFFFFF), sid) for loc in retire])
+            if spec is not None:
+                con.execute("UPDATE datasets SET spec=? WHERE id=?",
+                            (spec.model_dump_json(by_alias=True), ds.id))
+        return Snapshot(sid, ds.name, parent, datetime.fromisoformat(iso), operation, summary)
+
+    # reading ----------------------------------------------------------------
+    def _manifest(self, ds: DatasetRow) -> _Manifest:
+        head = self.db.head(ds.id)
+        with self._lock:
+            cached = self._manifests.get(ds.id)
+            if cached is not None and cached.head == head:
+                return cached
+        con = self.db.con
+        files = con.execute("SELECT id, path, snapshot_id FROM files WHERE dataset_id=? AND snapshot_id<=?",
+                            (ds.id, head)).fetchall()
+        rgs = con.execute(
+            "SELECT r.file_id, r.rg, r.row_offset, r.rows, f.snapshot_id, r.xmin, r.ymin, r.xmax, r.ymax,"
+            " r.tmin, r.tmax FROM row_groups r JOIN files f ON f.id=r.file_id"
+            " WHERE f.dataset_id=? AND f.snapshot_id<=? ORDER BY r.file_id, r.rg", (ds.id, head)).fetchall()
+        ret = con.execute(
+            "SELECT r.file_id, r.row, r.snapshot_id FROM retired r JOIN files f ON f.id=r.file_id"
+            " WHERE f.dataset_id=? AND r.snapshot_id<=? ORDER BY r.file_id, r.row", (ds.id, head)).fetchall()
+        arr = np.array(rgs, dtype=object).reshape(-1, 11)
+        reta = np.array(ret, dtype=np.int64).reshape(-1, 3)
+        m = _Manifest(
+            head=head,
+            file_ids=np.array([f[0] for f in files], np.int64),
+            file_paths={f[0]: f[1] for f in files},
+            file_snapshot={f[0]: f[2] for f in files},
+            rg_file=arr[:, 0].astype(np.int64), rg_index=arr[:, 1].astype(np.int64),
+            rg_offset=arr[:, 2].astype(np.int64), rg_rows=arr[:, 3].astype(np.int64),
+            rg_snapshot=arr[:, 4].astype(np.int64), rg_bounds=arr[:, 5:9].astype(np.float64),
+            rg_t=arr[:, 9:11].astype(np.int64),
+            retired_file=reta[:, 0], retired_row=reta[:, 1], retired_snapshot=reta[:, 2],
+        )
+        with self._lock:
+            self._manifests[ds.id] = m
+        return m
+
+    def _file_metadata(self, rel: str) -> pq.FileMetaData:
+        md = self._metadata.get(rel)
+        if md is None:
+            md = pq.read_metadata(self.root / rel)
+            self._metadata[rel] = md
+        return md
+
+    def _read(self, m: _Manifest, sel: np.ndarray, columns: list[str], snapshot: int,
+              with_positions: bool) -> list[tuple[int, pa.Table]]:
+        """Read the selected row groups, file by file, adding ``_loc`` where needed."""
+        out = []
+        files = m.rg_file[sel]
+        for fid in np.unique(files):
+            pick = sel[files == fid]
+            rel = m.file_paths[int(fid)]
+            pf = pq.ParquetFile(self.root / rel, metadata=self._file_metadata(rel))
+            t = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=columns, use_threads=True)
+            retired_here = m.retired_file == fid
+            if with_positions or retired_here.any():
+                pos = np.concatenate([np.arange(o, o + n) for o, n in zip(m.rg_offset[pick], m.rg_rows[pick])])
+                loc = (np.int64(fid) << 32) | pos
+                if retired_here.any():
+                    gone = m.retired_row[retired_here & (m.retired_snapshot <= snapshot)]
+                    keep = ~np.isin(pos, gone)
+                    if not keep.all():
+                        t = t.filter(pa.array(keep))
+                        loc = loc[keep]
+                t = t.append_column("_loc", pa.array(loc, pa.int64()))
+            out.append((int(m.file_snapshot[int(fid)]), t))
+        return out
+
+    def scan(self, name: str, request: ScanRequest) -> pa.Table:
+        ds = self.db.dataset(name)
+        m = self._manifest(ds)
+        return self._scan(ds, m, request, with_positions=False)
+
+    def _scan(self, ds: DatasetRow, m: _Manifest, request: ScanRequest, with_positions: bool) -> pa.Table:
+        snap = request.snapshot
+        mask = m.rg_snapshot <= snap
+        if request.bbox is not None:
+            x0, y0, x1, y1 = request.bbox
+            b = m.rg_bounds
+            mask &= (b[:, 2] >= x0) & (b[:, 0] <= x1) & (b[:, 3] >= y0) & (b[:, 1] <= y1)
+        if request.t_min != MIN_US or request.t_max != MAX_US:
+            mask &= (m.rg_t[:, 1] >= request.t_min) & (m.rg_t[:, 0] <= request.t_max)
+        sel = np.flatnonzero(mask)
+        columns = records.scan_columns(ds.spec, request.columns, request.with_geometry)
+        schema = records.storage_schema(ds.spec, columns)
+        if not len(sel):
+            return records.finish_scan([], schema, with_positions)
+        parts = self._read(m, sel, columns, snap, with_positions)
+        return records.finish_scan(
+            [(s, records.exact_filter(t, request)) for s, t in parts], schema, with_positions)
+
+    def history(self, name: str, fid: Any) -> pa.Table:
+        ds = self.db.dataset(name)
+        m = self._manifest(ds)
+        fid_value = records.coerce_fid(ds.spec, fid)
+        everything = ScanRequest(snapshot=m.head, arrow_filter=pc.field("fid") == fid_value)
+        # Read retired rows too: history is every version the store ever held.
+        bare = _Manifest(**{**m.__dict__, "retired_file": np.empty(0, np.int64),
+                            "retired_row": np.empty(0, np.int64), "retired_snapshot": np.empty(0, np.int64)})
+        t = self._scan(ds, bare, everything, with_positions=True)
+        loc = t.column("_loc").to_numpy()
+        key = (m.retired_file << 32) | m.retired_row
+        idx = {int(k): int(s) for k, s in zip(key, m.retired_snapshot)}
+        ended = [idx.get(int(v)) for v in loc]
+        t = t.append_column("record_to", pa.array(ended, pa.int64())).drop_columns(["_loc"])
+        return t.sort_by([("version", "ascending")])
+
+    def stats(self, name: str, snapshot: int) -> DatasetStats:
+        ds = self.db.dataset(name)
+        row = self.db.con.execute(
+            "SELECT count(*), sum(rows), sum(bytes), min(xmin), min(ymin), max(xmax), max(ymax), min(tmin),"
+            " max(tmax) FROM files WHERE dataset_id=? AND snapshot_id<=?", (ds.id, snapshot)).fetchone()
+        retired = self.db.con.execute(
+            "SELECT count(*) FROM retired r JOIN files f ON f.id=r.file_id WHERE f.dataset_id=?"
+            " AND r.snapshot_id<=?", (ds.id, snapshot)).fetchone()[0]
+        nfiles, rows, nbytes = row[0], row[1] or 0, row[2] or 0
+        extent = None if row[3] is None else (row[3], row[4], row[5], row[6])
+        return DatasetStats(rows=int(rows - retired), extent=extent,
+                            t_min=None if row[7] in (None, MIN_US) else row[7],
+                            t_max=None if row[8] in (None, MAX_US) else row[8],
+                            files=int(nfiles), bytes=int(nbytes))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Writer(DatasetWriter):
+    def __init__(self, backend: GeoParquetBackend, ds: DatasetRow) -> None:
+        self.backend = backend
+        self.ds = ds
+        self.spec = ds.spec
+        self.parent = backend.db.head(ds.id)
+
+    def current_keys(self, fids: pa.Array | None = None) -> pa.Table:
+        be = self.backend
+        m = be._manifest(self.ds)
+        flt = None if fids is None else pc.field("fid").isin(fids)
+        req = ScanRequest(snapshot=self.parent, columns=("_hash",), arrow_filter=flt, with_geometry=False)
+        t = be._scan(self.ds, m, req, with_positions=True)
+        return t.select(["fid", "version", "_hash", "_loc"])
+
+    def allocate_fids(self, n: int) -> int:
+        return self.backend.db.allocate_fids(self.ds.id, n)
+
+    def find_source(self, source_hash: str) -> Snapshot | None:
+        return self.backend.db.find_source(self.ds, source_hash)
+
+    def commit(self, records_: pa.Table | None, retire: np.ndarray, *, operation: str,
+               summary: dict[str, Any], source_hash: str | None = None,
+               spec: DatasetSpec | None = None) -> CommitResult:
+        be = self.backend
+        ds = self.ds if spec is None else DatasetRow(self.ds.id, self.ds.name, spec, self.ds.key_bounds)
+        files = be._write_files(ds, records_) if records_ is not None and len(records_) else []
+        snap = be._commit(ds, self.parent, files, np.asarray(retire, np.int64), operation, summary,
+                          source_hash, spec)
+        self.parent = snap.id
+        self.spec = ds.spec
+        self.ds = ds
+        return CommitResult(snap, sum(f["rows"] for f in files), len(retire), [f["path"] for f in files])

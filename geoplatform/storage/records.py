@@ -1,0 +1,168 @@
+"""The stored record layout, shared by every backend.
+
+A stored record is: ``fid``, ``version``, ``valid_from``, ``valid_to``, the
+dataset's attributes in schema order, ``geometry`` (WKB), ``bbox`` (the
+GeoParquet 1.1 covering struct) and ``_hash`` (a content hash that makes
+re-ingesting unchanged input a no-op).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from geoplatform.crs import resolve_crs
+from geoplatform.cube.backend import ScanRequest
+from geoplatform.cube.model import DatasetSpec, Field
+from geoplatform.cube.times import MAX_US, MIN_US
+
+TS = pa.timestamp("us", tz="UTC")
+BBOX = pa.struct([("xmin", pa.float64()), ("ymin", pa.float64()),
+                  ("xmax", pa.float64()), ("ymax", pa.float64())])
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
+    "boolean": pa.bool_(), "datetime": TS, "date": pa.date32(),
+}
+HEAD = ("fid", "version", "valid_from", "valid_to")
+
+
+def fid_type(spec: DatasetSpec) -> pa.DataType:
+    """Store-assigned ids are integers; a dataset's own ids are kept as text."""
+    return pa.int64() if spec.fid is None else pa.string()
+
+
+def coerce_fid(spec: DatasetSpec, fid: Any) -> Any:
+    if spec.fid is None:
+        try:
+            return int(fid)
+        except (TypeError, ValueError):
+            from geoplatform.errors import FeatureNotFound
+            raise FeatureNotFound(f"feature id {fid!r} is not an id of dataset {spec.name!r}") from None
+    return str(fid)
+
+
+def full_schema(spec: DatasetSpec) -> pa.Schema:
+    fields = [pa.field("fid", fid_type(spec), nullable=False), pa.field("version", pa.int32(), nullable=False),
+              pa.field("valid_from", TS), pa.field("valid_to", TS)]
+    fields += [pa.field(f.name, ARROW_TYPES[f.type]) for f in spec.fields]
+    fields += [pa.field("geometry", pa.binary()), pa.field("bbox", BBOX), pa.field("_hash", pa.uint64())]
+    return pa.schema(fields)
+
+
+def scan_columns(spec: DatasetSpec, columns: tuple[str, ...] | None, with_geometry: bool) -> list[str]:
+    attrs = [f.name for f in spec.fields]
+    if columns is not None:
+        wanted = set(columns)
+        attrs = [a for a in attrs if a in wanted]
+    cols = [*HEAD, *attrs, "bbox"]
+    if with_geometry:
+        cols.append("geometry")
+    if columns is not None and "_hash" in columns:
+        cols.append("_hash")
+    return cols
+
+
+def storage_schema(spec: DatasetSpec, columns: list[str]) -> pa.Schema:
+    full = full_schema(spec)
+    return pa.schema([full.field(c) for c in columns])
+
+
+def bbox_arrays(table: pa.Table) -> np.ndarray:
+    """The ``bbox`` struct column as a (4, n) float64 array."""
+    b = table.column("bbox").combine_chunks()
+    return np.vstack([b.field(i).to_numpy(zero_copy_only=False) for i in range(4)])
+
+
+def times_us(col: pa.ChunkedArray, null_as: int) -> np.ndarray:
+    """A timestamp column as int64 microseconds, nulls as ``null_as``."""
+    arr = pc.fill_null(col.cast(pa.int64()), null_as)
+    return arr.to_numpy()
+
+
+def exact_filter(table: pa.Table, request: ScanRequest) -> pa.Table:
+    """The residual of row-group pruning: bbox intersection (on the bbox
+    covering, exact for points), valid-time overlap and the attribute filter."""
+    expr = None
+    if request.bbox is not None:
+        x0, y0, x1, y1 = request.bbox
+        expr = ((pc.field("bbox", "xmax") >= x0) & (pc.field("bbox", "xmin") <= x1)
+                & (pc.field("bbox", "ymax") >= y0) & (pc.field("bbox", "ymin") <= y1))
+    if request.t_max != MAX_US:
+        e = pc.field("valid_from").is_null() | (pc.field("valid_from") <= pa.scalar(request.t_max, TS))
+        expr = e if expr is None else expr & e
+    if request.t_min != MIN_US:
+        e = pc.field("valid_to").is_null() | (pc.field("valid_to") >= pa.scalar(request.t_min, TS))
+        expr = e if expr is None else expr & e
+    if request.arrow_filter is not None:
+        expr = request.arrow_filter if expr is None else expr & request.arrow_filter
+    if request.fids is not None:
+        e = pc.field("fid").isin(pa.array(list(request.fids)))
+        expr = e if expr is None else expr & e
+    return table if expr is None else table.filter(expr)
+
+
+def finish_scan(parts: list[tuple[int, pa.Table]], schema: pa.Schema, with_positions: bool) -> pa.Table:
+    """Concatenate per-file results, adding each record's ``record_from``."""
+    out_schema = schema.append(pa.field("record_from", pa.int64()))
+    if with_positions:
+        out_schema = out_schema.append(pa.field("_loc", pa.int64()))
+    tables = []
+    for snapshot, t in parts:
+        if not len(t):
+            continue
+        t = t.append_column("record_from", pa.array(np.full(len(t), snapshot, np.int64)))
+        if with_positions:
+            t = t.select([n for n in out_schema.names])
+        else:
+            t = t.select([n for n in out_schema.names if n in t.column_names])
+        tables.append(t)
+    if not tables:
+        return out_schema.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables)
+
+
+def geo_metadata(spec: DatasetSpec, table: pa.Table, bbox: np.ndarray) -> bytes:
+    """The GeoParquet 1.1 ``geo`` key: WKB encoding, CRS as PROJJSON, bbox covering."""
+    crs = resolve_crs(spec.storage_crs)
+    types = _geometry_types(table)
+    meta: dict[str, Any] = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": types,
+                "crs": json.loads(crs.pyproj_crs.to_json()),
+                "bbox": [float(bbox[0].min()), float(bbox[1].min()),
+                         float(bbox[2].max()), float(bbox[3].max())],
+                "covering": {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}},
+            }
+        },
+    }
+    return json.dumps(meta).encode()
+
+
+_WKB_TYPES = {1: "Point", 2: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
+              6: "MultiPolygon", 7: "GeometryCollection"}
+
+
+def _geometry_types(table: pa.Table) -> list[str]:
+    """The distinct WKB geometry types present (read from each WKB header)."""
+    heads = pc.unique(pc.binary_slice(table.column("geometry"), 0, 5)).to_pylist()
+    types = set()
+    for h in heads:
+        if h is None or len(h) < 5:
+            continue
+        code = int.from_bytes(h[1:5], "little" if h[0] == 1 else "big")
+        types.add(_WKB_TYPES.get(code % 1000, "Unknown"))
+    return sorted(types)
+
+
+def field_arrow_type(f: Field) -> pa.DataType:
+    return ARROW_TYPES[f.type]
