@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import shapely
 from tqdm import tqdm
 
 from geoplatform.crs import resolve_crs
 from geoplatform.cube.model import CsvOptions, DatasetSpec
 from geoplatform.errors import CRSError, IngestError, SchemaError
 from geoplatform.ingest import validate as v
+from geoplatform.ingest.geometry import encode
 from geoplatform.ingest.readers import Source, read_source
 from geoplatform.storage.records import BBOX, TS, full_schema
 
@@ -84,16 +84,18 @@ def ingest(cube: "Cube", name: str, source: Any, *, mode: Mode = "upsert",
     csv_opts = CsvOptions.model_validate(csv) if isinstance(csv, dict) else (csv or spec.csv)
     src = read_source(source, layer=layer or spec.layer, csv=csv_opts, fmt=fmt)
     bar.update()
-    if not len(src.frame):
+    if not len(src.geometry):
         raise IngestError(f"{src.name}: no features", file=src.name)
     with cube.backend.writer(name) as w:
         spec = w.spec
-        if src.content_hash and mode != "replace":
-            seen = w.find_source(src.content_hash)
-            if seen is not None:
-                bar.close()
-                return IngestReport(name, src.name, seen.id, len(src.frame), rows_unchanged=len(src.frame),
-                                    noop=True, seconds=time.perf_counter() - started)
+        seen = w.find_source(src.content_hash) if src.content_hash else None
+        # The same file again changes nothing when it was the last thing loaded;
+        # for store-assigned ids (observations) also when it was loaded earlier,
+        # since loading it again would only duplicate its rows.
+        if seen is not None and (seen.id == w.parent or (spec.fid is None and mode != "replace")):
+            bar.close()
+            return IngestReport(name, src.name, seen.id, len(src.frame), rows_unchanged=len(src.frame),
+                                noop=True, seconds=time.perf_counter() - started)
         table, new_spec, keep_report = _normalise(src, spec, on_invalid, source_crs)
         bar.update()
         report = IngestReport(name, src.name, None, len(src.frame), rows_skipped=keep_report[0],
@@ -121,15 +123,14 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
     anything inferred at this first ingest (schema, geometry type)."""
     frame = src.frame
     where = src.name
-    geo_name = frame.geometry.name
     system = {c for c in (spec.fid, spec.valid_from, spec.valid_to) if c}
     missing = [c for c in system if c not in frame.columns]
     if missing:
         raise SchemaError(f"{where}: missing columns {missing} that the dataset declares as id or valid time "
-                          f"(columns present: {[c for c in frame.columns if c != geo_name]})", columns=missing)
-    fields = spec.schema_ if spec.schema_ is not None else v.infer_schema(frame, system | {geo_name})
+                          f"(columns present: {list(frame.columns)})", columns=missing)
+    fields = spec.schema_ if spec.schema_ is not None else v.infer_schema(frame, system)
     declared = {f.name for f in fields}
-    extra = [c for c in frame.columns if c not in declared and c not in system and c != geo_name]
+    extra = [c for c in frame.columns if c not in declared and c not in system]
     if extra and spec.extra_columns == "error":
         raise SchemaError(f"{where}: columns {extra} are not in the schema of dataset {spec.name!r} "
                           f"(declared: {sorted(declared)}); check their spelling or declare them", columns=extra)
@@ -138,12 +139,10 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
         raise SchemaError(f"{where}: required columns {absent} are missing", columns=absent)
 
     # Geometry: presence, type, CRS, validity.
-    geoms = v.geodataframe_geoms(frame)
-    gtype = v.check_geometries(geoms, spec, where)
     ids = frame[spec.fid].to_numpy() if spec.fid else np.arange(len(frame))
     crs = _source_crs(src, source_crs or spec.source_crs, where)
-    geoms = v.to_storage_crs(geoms, crs, spec, where)
-    geoms, keep, invalid = v.apply_on_invalid(geoms, on_invalid, where, ids)
+    enc = encode(src.geometry, spec, crs, on_invalid, where, ids)
+    keep = enc.keep
     skipped = int((~keep).sum())
 
     problems = v.Problems(where)
@@ -182,20 +181,21 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
             columns[f.name] = pa.nulls(len(frame), full_schema(spec.with_schema(fields)).field(f.name).type)
     problems.raise_if_any()
 
-    bounds = shapely.bounds(geoms)
-    columns["geometry"] = pa.array(shapely.to_wkb(geoms, flavor="iso"), pa.binary())
-    columns["bbox"] = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], fields=list(BBOX))
-    attr_hash = v.frame_hash(pa.table({k: columns[k] for k in columns if k not in ("geometry", "bbox", "fid")})
-                             .to_pandas()) if spec.fid else np.zeros(len(frame), np.uint64)
-    columns["_hash"] = pa.array(v.combine_hashes(attr_hash, v.geometry_hash(geoms)) if spec.fid
-                                else np.zeros(len(frame), np.uint64), pa.uint64())
+    columns["geometry"] = enc.wkb
+    columns["bbox"] = pa.StructArray.from_arrays([pa.array(enc.bounds[:, i]) for i in range(4)], fields=list(BBOX))
+    if spec.fid:
+        attr_hash = v.frame_hash(pa.table({k: columns[k] for k in columns if k not in ("geometry", "bbox", "fid")})
+                                 .to_pandas())
+        columns["_hash"] = pa.array(v.combine_hashes(attr_hash, enc.hash), pa.uint64())
+    else:  # store-assigned ids never match a later input: no hash needed
+        columns["_hash"] = pa.array(np.zeros(len(frame), np.uint64), pa.uint64())
     table = pa.table(columns)
     if skipped:
         table = table.filter(pa.array(keep))
     new_spec = spec
     if spec.schema_ is None or spec.geometry_type is None:
-        new_spec = spec.model_copy(update={"schema_": fields, "geometry_type": spec.geometry_type or gtype})
-    return table, new_spec, (skipped, invalid)
+        new_spec = spec.model_copy(update={"schema_": fields, "geometry_type": spec.geometry_type or enc.geometry_type})
+    return table, new_spec, (skipped, enc.invalid)
 
 
 def _source_crs(src: Source, declared: str | None, where: str) -> Any:

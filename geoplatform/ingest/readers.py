@@ -34,11 +34,18 @@ class Source:
     """What a reader found: the rows, the CRS the file declares (if any),
     a name for messages and a content hash for no-op detection."""
 
-    frame: gpd.GeoDataFrame
+    frame: pd.DataFrame  # the attributes
+    geometry: Any  # WKB as an arrow array, or an array of shapely geometries
     crs: Any | None
     name: str
     content_hash: str | None
     default_crs: str | None = None  # what the format implies when it declares nothing
+
+
+def _from_geodataframe(frame: gpd.GeoDataFrame, name: str, digest: str | None, **kw: Any) -> Source:
+    frame = frame.reset_index(drop=True)
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    return Source(pd.DataFrame(frame.drop(columns=[frame.geometry.name])), geoms, frame.crs, name, digest, **kw)
 
 
 def file_hash(path: Path) -> str:
@@ -53,7 +60,7 @@ def read_source(source: Any, *, layer: str | None = None, csv: CsvOptions | None
                 fmt: str | None = None) -> Source:
     """Read ``source`` (a path or a GeoDataFrame)."""
     if isinstance(source, gpd.GeoDataFrame):
-        return Source(source.reset_index(drop=True), source.crs, "<GeoDataFrame>", None)
+        return _from_geodataframe(source, "<GeoDataFrame>", None)
     path = Path(source)
     if not path.exists():
         raise IngestError(f"{path}: no such file", file=str(path))
@@ -63,17 +70,15 @@ def read_source(source: Any, *, layer: str | None = None, csv: CsvOptions | None
     digest = file_hash(path) if path.is_file() else None
     if suffix in GEOJSON:
         frame, crs = _read_geojson(path)
-        return Source(frame, crs, str(path), digest, default_crs="OGC:CRS84")
+        src = _from_geodataframe(frame, str(path), digest, default_crs="OGC:CRS84")
+        src.crs = crs
+        return src
     if suffix in GEOJSONSEQ:
-        return Source(_read_geojsonseq(path), None, str(path), digest, default_crs="OGC:CRS84")
+        return _from_geodataframe(_read_geojsonseq(path), str(path), digest, default_crs="OGC:CRS84")
     if suffix in PARQUET:
-        try:
-            frame = gpd.read_parquet(path)
-        except Exception as exc:  # pyarrow and geopandas raise many kinds
-            raise IngestError(f"{path}: not a readable GeoParquet file: {exc}", file=str(path)) from None
-        return Source(frame, frame.crs, str(path), digest)
+        return _read_geoparquet(path, digest)
     if suffix in CSV:
-        return Source(_read_csv(path, csv, sep="\t" if suffix == ".tsv" else ","), None, str(path), digest)
+        return _from_geodataframe(_read_csv(path, csv, sep="\t" if suffix == ".tsv" else ","), str(path), digest)
     if suffix in OGR or path.is_dir():
         return _read_ogr(path, layer, digest)
     raise IngestError(f"{path}: unsupported format {suffix!r} (GeoJSON, GeoJSON sequence, GeoPackage, "
@@ -187,6 +192,37 @@ def _read_csv(path: Path, csv: CsvOptions | None, sep: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, index=df.index))
 
 
+def _read_geoparquet(path: Path, digest: str | None) -> Source:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several kinds for damaged files
+        raise IngestError(f"{path}: not a readable Parquet file: {exc}", file=str(path)) from None
+    meta = (table.schema.metadata or {}).get(b"geo")
+    if meta is None:
+        raise IngestError(f"{path}: a Parquet file without GeoParquet 'geo' metadata", file=str(path))
+    try:
+        geo = orjson.loads(meta)
+        name = geo["primary_column"]
+        col = geo["columns"][name]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise IngestError(f"{path}: malformed GeoParquet 'geo' metadata", file=str(path)) from None
+    if col.get("encoding", "WKB").upper() != "WKB":
+        raise IngestError(f"{path}: geometry encoding {col.get('encoding')!r} is not supported (WKB)",
+                          file=str(path))
+    # GeoParquet: a missing crs means OGC:CRS84; an explicit null means unknown.
+    crs = col["crs"] if "crs" in col else "OGC:CRS84"
+    if isinstance(crs, dict):
+        import pyproj
+
+        crs = pyproj.CRS.from_json_dict(crs)
+    covering = {c for c in ("bbox",) if c in table.column_names and "covering" in col}
+    attrs = table.drop_columns([name, *covering])
+    frame = attrs.to_pandas(types_mapper=None)
+    return Source(frame, table.column(name), crs, str(path), digest)
+
+
 def _read_ogr(path: Path, layer: str | None, digest: str | None) -> Source:
     import pyogrio
 
@@ -201,9 +237,11 @@ def _read_ogr(path: Path, layer: str | None, digest: str | None) -> Source:
             raise IngestError(f"{path}: the zip archive holds no .shp file", file=str(path))
         target = f"/vsizip/{path}/{shps[0]}"
     try:
-        frame = pyogrio.read_dataframe(target, layer=layer)
+        meta, table = pyogrio.read_arrow(target, layer=layer)
     except Exception as exc:  # pyogrio's DataSourceError, DataLayerError, ...
         raise IngestError(f"{path}: cannot read: {exc}", file=str(path)) from None
-    if not isinstance(frame, gpd.GeoDataFrame):
+    gname = meta.get("geometry_name") or "wkb_geometry"
+    if gname not in table.column_names:
         raise IngestError(f"{path}: the layer has no geometry column", file=str(path))
-    return Source(frame, frame.crs, str(path), digest)
+    frame = table.drop_columns([gname]).to_pandas()
+    return Source(frame, table.column(gname), meta.get("crs"), str(path), digest)

@@ -24,6 +24,8 @@ from geoplatform.storage.records import ARROW_TYPES, TS
 
 OnInvalid = Literal["raise", "warn", "fix", "skip"]
 MAX_LISTED = 20
+_TYPE_NAMES = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+                        "MultiPolygon", "GeometryCollection"])
 _SINGLE_OF_MULTI = {"MultiPoint": "Point", "MultiLineString": "LineString", "MultiPolygon": "Polygon"}
 
 
@@ -61,7 +63,7 @@ def infer_schema(frame: pd.DataFrame, skip: set[str]) -> tuple[Field, ...]:
     """Field declarations from a frame's columns (used once, at the first ingest)."""
     out = []
     for name in frame.columns:
-        if name in skip or name == frame.geometry.name:  # type: ignore[attr-defined]
+        if name in skip:
             continue
         s = frame[name]
         if pd.api.types.is_bool_dtype(s):
@@ -164,7 +166,7 @@ def to_utc(values: pd.Series, tz: str, problems: Problems, column: str) -> pa.Ar
 
 
 def _parse_time(v: Any, tz: str) -> Any:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return None
     try:
         t = pd.Timestamp(v)
@@ -221,23 +223,24 @@ def check_geometries(geoms: np.ndarray, spec: DatasetSpec, where: str) -> str:
         problems.add(np.unique(owner[~finite]), "has NaN or infinite coordinates")
     problems.raise_if_any()
     types = shapely.get_type_id(geoms)
-    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
-                      "MultiPolygon", "GeometryCollection"])[types]
+    present_ids = np.unique(types)
     declared = spec.geometry_type
-    present = sorted(set(names.tolist()))
+    present = sorted(str(_TYPE_NAMES[i]) for i in present_ids)
     if declared is None:
         multi = [t for t in present if t.startswith("Multi")]
         if len(present) == 1:
             return present[0]
         if len(multi) == 1 and set(present) <= {multi[0], _SINGLE_OF_MULTI[multi[0]]}:
             return multi[0]
-        counts = {t: int((names == t).sum()) for t in present}
+        counts = {str(_TYPE_NAMES[i]): int((types == i).sum()) for i in present_ids}
         raise SchemaError(f"{where}: mixed geometry types {counts}; declare geometry_type "
                           "(e.g. 'Geometry' to accept any) or split the dataset", geometry_types=counts)
     if declared == "Geometry":
         return declared
-    ok = (names == declared) | (names == _SINGLE_OF_MULTI.get(declared, declared))
-    if not ok.all():
+    allowed = {declared, _SINGLE_OF_MULTI.get(declared, declared)}
+    if not set(present) <= allowed:
+        names = _TYPE_NAMES[types]
+        ok = np.isin(names, list(allowed))
         problems.add(np.flatnonzero(~ok), f"is not a {declared}", "geometry", names[~ok])
         problems.raise_if_any()
     return declared

@@ -1,0 +1,71 @@
+"""Options shared by the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from geoplatform.errors import GeoPlatformError
+from geoplatform.settings import Settings
+
+
+def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--store", type=click.Path(path_type=Path), envvar="GEOPLATFORM_STORE",
+                        default=None, show_envvar=True,
+                        help="Store folder (default: settings, var/store).")(f)
+
+
+def open_store(store: Path | None) -> Any:
+    import geoplatform as gp
+
+    settings = Settings()
+    return gp.open_cube(store or settings.store, settings=settings)
+
+
+def query_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--bbox", help="minx,miny,maxx,maxy (in --bbox-crs)."),
+        click.option("--bbox-crs", default=None, help="CRS of --bbox (default: the storage CRS)."),
+        click.option("--datetime", "datetime_", default=None,
+                     help="Instant or interval on valid time: 2025-01-01T00:00:00Z/.. (open ends with ..)."),
+        click.option("--as-of", default=None, help="Snapshot id or time: what the platform knew then."),
+        click.option("--filter", "filter_", default=None, help="CQL2 filter."),
+        click.option("--filter-lang", type=click.Choice(["cql2-text", "cql2-json"]), default=None),
+        click.option("--properties", default=None, help="Comma-separated properties to return."),
+        click.option("--sortby", default=None, help="e.g. -height,name"),
+        click.option("--limit", type=click.IntRange(min=0), default=None),
+        click.option("--offset", type=click.IntRange(min=0), default=0),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def query_params(bbox: str | None, bbox_crs: str | None, datetime_: str | None, as_of: str | None,
+                 filter_: str | None, filter_lang: str | None, properties: str | None, sortby: str | None,
+                 limit: int | None, offset: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"offset": offset}
+    if bbox:
+        try:
+            params["bbox"] = [float(v) for v in bbox.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"{bbox!r} is not minx,miny,maxx,maxy", param_hint="--bbox") from None
+    for key, val in (("bbox_crs", bbox_crs), ("datetime", datetime_), ("as_of", as_of), ("filter", filter_),
+                     ("filter_lang", filter_lang), ("sortby", sortby), ("limit", limit)):
+        if val is not None:
+            params[key] = val
+    if properties:
+        params["properties"] = [p.strip() for p in properties.split(",") if p.strip()]
+    return params
+
+
+class PlatformGroup(click.Group):
+    """Turns the platform's errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeoPlatformError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None

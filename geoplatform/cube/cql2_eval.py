@@ -1,0 +1,966 @@
+"""Compile a CQL2 syntax tree into an arrow pushdown part and a residual.
+
+This is the lower half of :mod:`geoplatform.cube.cql2`: it takes the
+pygeofilter AST that the parsers there produce and turns it into
+
+* an arrow :class:`pyarrow.compute.Expression` over attribute columns, which a
+  reader can hand to a parquet scan (row-group pruning and row filtering), and
+* a *residual* callable for whatever arrow cannot express (spatial predicates
+  on the geometry array, ``CASEI``/``ACCENTI``), evaluated on the rows read.
+
+Every value is modelled in one of three modes: a Python literal (constant
+folded at compile time), an arrow expression (pushable), or an evaluator over
+the materialised table (residual). Operators are written once against
+``pyarrow.compute`` functions, which accept expressions, arrays and scalars
+alike, so the three modes share one implementation and one set of semantics.
+
+Nulls follow SQL three-valued logic throughout (CQL2 1.0 requires predicates on
+``NULL`` to be ``NULL``, and ``NOT NULL`` is ``NULL``): booleans are arrow
+booleans with nulls, combined with the Kleene kernels, and only the final mask
+turns unknown into "no match".
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from enum import Enum
+from typing import Any, ClassVar, Literal, get_args
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import shapely
+import shapely.geometry
+from pygeofilter import ast, values
+
+from geoplatform.errors import FilterError
+
+QueryableType = Literal["string", "integer", "number", "boolean", "datetime", "date", "geometry"]
+"""The type of a queryable property, as the dataset's schema declares it."""
+
+Residual = Callable[[pa.Table, "np.ndarray | None"], np.ndarray]
+"""``residual(table, geoms) -> mask``: the part of a filter evaluated after reading."""
+
+BBOX_COLUMNS = ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")
+"""Per-row bounding-box columns used for the spatial pre-filter (``bbox_columns=True``)."""
+
+_QUERYABLE_TYPES = frozenset(get_args(QueryableType))
+_GEOMETRY_ALIASES = ("geometry", "geom")
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_EPOCH_DATE = date(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+# Open interval ends ('..', or a null valid_to) become the extreme values of the
+# storage type, so that one comparison kernel serves bounded and open ends alike.
+_OPEN = {"datetime": (-(2**63), 2**63 - 1), "date": (-(2**31), 2**31 - 1)}
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    # temporal literals are carried as integers in the unit of their domain
+    "t:datetime": pa.timestamp("us", tz="UTC"),
+    "t:date": pa.date32(),
+}
+
+
+# --------------------------------------------------------------------------
+# AST nodes pygeofilter 0.4 lacks (the parsers in cql2.py produce them)
+# --------------------------------------------------------------------------
+
+
+class ExtraOp(Enum):
+    """Operators of CQL2 1.0 that have no pygeofilter 0.4 AST node."""
+
+    T_INTERSECTS = "T_INTERSECTS"
+    MOD = "%"
+    INTDIV = "div"
+    POW = "^"
+
+
+@dataclass
+class TimeIntersects(ast.TemporalPredicate):
+    """``T_INTERSECTS``; pygeofilter 0.4 maps it onto ``T_OVERLAPS``, which differs."""
+
+    op: ClassVar[ExtraOp] = ExtraOp.T_INTERSECTS  # type: ignore[assignment]
+
+
+@dataclass
+class Mod(ast.Arithmetic):
+    """The ``%`` operator (remainder, sign of the dividend)."""
+
+    op: ClassVar[ExtraOp] = ExtraOp.MOD  # type: ignore[assignment]
+
+
+@dataclass
+class IntDiv(ast.Arithmetic):
+    """The ``div`` operator (division truncated toward zero)."""
+
+    op: ClassVar[ExtraOp] = ExtraOp.INTDIV  # type: ignore[assignment]
+
+
+@dataclass
+class Pow(ast.Arithmetic):
+    """The ``^`` operator (power, always a floating-point result)."""
+
+    op: ClassVar[ExtraOp] = ExtraOp.POW  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------
+# Public result
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: Expression.__eq__ builds an expression
+class CompiledFilter:
+    """A CQL2 filter split into what a reader pushes down and what it evaluates after.
+
+    A row matches when ``arrow`` is true (null counts as false) and ``residual``
+    returns true for it. ``arrow`` may contain a superset pre-filter (bbox
+    columns) whose exact counterpart lives in ``residual``; applying only
+    ``arrow`` is therefore never enough when ``residual`` is set.
+    """
+
+    arrow: pc.Expression | None
+    """Pushdown part over attribute columns; ``None`` if nothing is pushable."""
+    residual: Residual | None
+    """``residual(table, geoms) -> numpy bool mask`` for the rest; ``None`` if nothing remains."""
+    properties: frozenset[str]
+    """Table columns the filter reads (for ``datetime``: the valid-time columns)."""
+    spatial_bbox: tuple[float, float, float, float] | None
+    """A box every matching feature's geometry intersects, if one can be derived."""
+    uses_geometry: bool = False
+    """Whether ``residual`` needs the geometry array."""
+
+
+def evaluate(table: pa.Table, geoms: np.ndarray | None, compiled: CompiledFilter) -> np.ndarray:
+    """Apply both parts of ``compiled`` to ``table`` (and its geometries); return the row mask."""
+    ctx = _Ctx(table, geoms)
+    mask = np.ones(ctx.n, dtype=bool)
+    if compiled.arrow is not None:
+        mask &= _truthy(ctx.eval_expr(compiled.arrow), ctx.n)
+    if compiled.residual is not None:
+        mask &= compiled.residual(table, geoms)
+    return mask
+
+
+# --------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------
+
+_NOLIT: Any = object()
+
+
+@dataclass(frozen=True)
+class _TEnd:
+    """One end of a temporal value: a literal, a column or an open end."""
+
+    kind: Literal["lit", "col", "open"]
+    value: datetime | date | None = None
+    column: str | None = None
+    col_type: str | None = None
+    sign: int = 0  # for "open": -1 start, +1 end; for "col": which open end a null means, 0 = unknown
+
+    @property
+    def is_date(self) -> bool:
+        """Whether this end has day granularity."""
+        if self.kind == "lit":
+            return not isinstance(self.value, datetime)
+        return self.kind == "col" and self.col_type == "date"
+
+
+@dataclass(frozen=True)
+class _Temporal:
+    """An instant (start is end) or an interval, with the columns whose null makes it NULL."""
+
+    start: _TEnd
+    end: _TEnd
+    is_interval: bool
+    guards: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class _Val:
+    """A compiled value or condition in one of three modes (see module docstring)."""
+
+    type: str
+    desc: str
+    lit: Any = _NOLIT
+    expr: pc.Expression | None = None
+    arr: Callable[[_Ctx], Any] | None = None
+    temporal: _Temporal | None = None
+    main_geometry: bool = False
+    # conditions only: an arrow expression implied by the condition, and a bbox bound
+    hint: pc.Expression | None = None
+    bbox: tuple[float, float, float, float] | None = None
+
+    @property
+    def is_lit(self) -> bool:
+        """Whether the value is a compile-time constant."""
+        return self.lit is not _NOLIT
+
+
+def _scalar(v: _Val) -> pa.Scalar:
+    if isinstance(v.lit, pa.Scalar):
+        return v.lit
+    return pa.scalar(v.lit, type=_ARROW_TYPES.get(v.type))
+
+
+def _to_py(out: Any) -> Any:
+    return out.as_py() if isinstance(out, pa.Scalar) else out
+
+
+def _apply(fn: Callable[..., Any], args: Sequence[_Val], type_: str, desc: str) -> _Val:
+    """Apply an arrow compute function in the weakest mode its arguments allow."""
+    if all(a.is_lit for a in args):
+        try:
+            return _Val(type_, desc, lit=_to_py(fn(*[_scalar(a) for a in args])))
+        except (pa.ArrowException, OverflowError, ValueError) as exc:
+            raise FilterError(f"Cannot evaluate {desc}: {exc}") from exc
+    if all(a.is_lit or a.expr is not None for a in args):
+        return _Val(type_, desc, expr=fn(*[a.expr if a.expr is not None else _scalar(a) for a in args]))
+
+    def run(ctx: _Ctx) -> Any:
+        return fn(*[ctx.value(a) for a in args])
+
+    return _Val(type_, desc, arr=run)
+
+
+def _truthy(result: Any, n: int) -> np.ndarray:
+    """Turn a three-valued arrow boolean (array or scalar) into a numpy mask; unknown -> False."""
+    if isinstance(result, pa.Scalar):
+        return np.full(n, result.as_py() is True)
+    if isinstance(result, pa.ChunkedArray):
+        result = result.combine_chunks()
+    return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+class _Ctx:
+    """Per-evaluation state: the table read, its geometries and its row count."""
+
+    def __init__(self, table: pa.Table, geoms: np.ndarray | None) -> None:
+        self.table = table
+        self.geoms = geoms
+        # a reader that needs no attribute column may pass an empty table
+        self.n = len(geoms) if (table.num_columns == 0 and geoms is not None) else table.num_rows
+        if geoms is not None and len(geoms) != self.n:
+            raise ValueError(f"{len(geoms)} geometries for a table of {self.n} rows")
+
+    def eval_expr(self, expr: pc.Expression) -> pa.Array:
+        """Evaluate an arrow expression over the table."""
+        table = self.table
+        if table.num_columns == 0:
+            table = pa.table({"__rows": pa.nulls(self.n)})
+        col = ds.dataset(table).to_table(columns={"v": expr}).column("v")
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+    def value(self, v: _Val) -> Any:
+        """Materialise a value: arrow scalar, arrow array, or numpy array of geometries."""
+        if v.is_lit:
+            return v.lit if v.type == "geometry" else _scalar(v)
+        if v.expr is not None:
+            return self.eval_expr(v.expr)
+        assert v.arr is not None
+        return v.arr(self)
+
+    def feature_geometries(self) -> np.ndarray:
+        """The geometry array, which the caller must supply when the filter uses it."""
+        if self.geoms is None:
+            raise ValueError("this filter uses the feature geometry; pass the geometry array")
+        return np.asarray(self.geoms, dtype=object)
+
+
+# --------------------------------------------------------------------------
+# String folding (CASEI / ACCENTI)
+# --------------------------------------------------------------------------
+
+
+def casei(text: str) -> str:
+    """CQL2 ``CASEI``: Unicode full case folding, compared canonically.
+
+    ``NFC(casefold(NFD(s)))`` is the canonical caseless-match key of Unicode
+    ch. 3.13 (in NFC so that a plain literal on the other side still matches).
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
+
+
+_KEEP_MARKS = frozenset("\u3099\u309a")  # Japanese (han)dakuten: stripping changes words
+
+
+def accenti(text: str) -> str:
+    """CQL2 ``ACCENTI``: decompose, drop non-spacing marks (but not Japanese voicing marks)."""
+    decomposed = unicodedata.normalize("NFD", text)
+    kept = "".join(ch for ch in decomposed if ch in _KEEP_MARKS or unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", kept)
+
+
+_STRING_FUNCTIONS: dict[str, Callable[[str], str]] = {"casei": casei, "accenti": accenti}
+
+
+def _map_strings(fn: Callable[[str], str]) -> Callable[[Any], Any]:
+    """Lift a str -> str function to arrow scalars/arrays, running it once per distinct value."""
+
+    def run(data: Any) -> Any:
+        if isinstance(data, pa.Scalar):
+            return pa.scalar(None if data.as_py() is None else fn(data.as_py()), pa.string())
+        if isinstance(data, pa.ChunkedArray):
+            data = data.combine_chunks()
+        if not pa.types.is_dictionary(data.type):
+            data = pc.dictionary_encode(data)
+        mapped = pa.array([None if s is None else fn(s) for s in data.dictionary.to_pylist()], pa.string())
+        return mapped.take(data.indices)
+
+    return run
+
+
+# --------------------------------------------------------------------------
+# Arithmetic helpers (work on expressions, arrays and scalars)
+# --------------------------------------------------------------------------
+
+
+def _cast(x: Any, to: pa.DataType) -> Any:
+    return x.cast(to) if isinstance(x, pc.Expression) else pc.cast(x, to)
+
+
+def _nonzero(x: Any, to: pa.DataType) -> Any:
+    # division by zero yields NULL (no match) rather than aborting the whole scan
+    x = _cast(x, to)
+    return pc.if_else(pc.equal(x, pa.scalar(0, to)), pa.scalar(None, to), x)
+
+
+def _div_float(a: Any, b: Any) -> Any:
+    return pc.divide(_cast(a, pa.float64()), _nonzero(b, pa.float64()))
+
+
+def _div_trunc(integral: bool) -> Callable[[Any, Any], Any]:
+    if integral:  # arrow's integer division truncates toward zero
+        return lambda a, b: pc.divide(_cast(a, pa.int64()), _nonzero(b, pa.int64()))
+    return lambda a, b: pc.trunc(_div_float(a, b))
+
+
+def _mod(integral: bool) -> Callable[[Any, Any], Any]:
+    div = _div_trunc(integral)
+    to = pa.int64() if integral else pa.float64()
+    return lambda a, b: pc.subtract(_cast(a, to), pc.multiply(_cast(b, to), div(a, b)))
+
+
+def _pow(a: Any, b: Any) -> Any:
+    return pc.power(_cast(a, pa.float64()), _cast(b, pa.float64()))
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": pc.equal,
+    "<>": pc.not_equal,
+    "<": pc.less,
+    "<=": pc.less_equal,
+    ">": pc.greater,
+    ">=": pc.greater_equal,
+}
+_COMPARISON_NODES: dict[type, str] = {
+    ast.Equal: "=",
+    ast.NotEqual: "<>",
+    ast.LessThan: "<",
+    ast.LessEqual: "<=",
+    ast.GreaterThan: ">",
+    ast.GreaterEqual: ">=",
+}
+_ARITHMETIC_NODES: dict[type, str] = {ast.Add: "+", ast.Sub: "-", ast.Mul: "*", ast.Div: "/", Mod: "%", IntDiv: "div", Pow: "^"}
+
+# --------------------------------------------------------------------------
+# Spatial and temporal predicate tables
+# --------------------------------------------------------------------------
+
+_SPATIAL: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
+    ast.GeometryIntersects: ("S_INTERSECTS", shapely.intersects),
+    ast.GeometryDisjoint: ("S_DISJOINT", shapely.disjoint),
+    ast.GeometryContains: ("S_CONTAINS", shapely.contains),
+    ast.GeometryWithin: ("S_WITHIN", shapely.within),
+    ast.GeometryTouches: ("S_TOUCHES", shapely.touches),
+    ast.GeometryCrosses: ("S_CROSSES", shapely.crosses),
+    ast.GeometryOverlaps: ("S_OVERLAPS", shapely.overlaps),
+    ast.GeometryEquals: ("S_EQUALS", shapely.equals),
+}
+
+# Each relation in disjunctive normal form over the endpoints: a/b = first/second
+# operand, s/e = start/end. CQL2 1.0 Tables 7 and 8 (OWL-Time definitions, closed
+# intervals). The flag marks the relations CQL2 defines for intervals only.
+_Atom = tuple[str, str, str]
+_TEMPORAL: dict[type, tuple[str, bool, list[list[_Atom]]]] = {
+    ast.TimeAfter: ("T_AFTER", False, [[("as", ">", "be")]]),
+    ast.TimeBefore: ("T_BEFORE", False, [[("ae", "<", "bs")]]),
+    ast.TimeDisjoint: ("T_DISJOINT", False, [[("ae", "<", "bs")], [("as", ">", "be")]]),
+    ast.TimeEquals: ("T_EQUALS", False, [[("as", "=", "bs"), ("ae", "=", "be")]]),
+    TimeIntersects: ("T_INTERSECTS", False, [[("as", "<=", "be"), ("ae", ">=", "bs")]]),
+    ast.TimeContains: ("T_CONTAINS", True, [[("as", "<", "bs"), ("ae", ">", "be")]]),
+    ast.TimeDuring: ("T_DURING", True, [[("as", ">", "bs"), ("ae", "<", "be")]]),
+    ast.TimeEndedBy: ("T_FINISHEDBY", True, [[("as", "<", "bs"), ("ae", "=", "be")]]),
+    ast.TimeEnds: ("T_FINISHES", True, [[("as", ">", "bs"), ("ae", "=", "be")]]),
+    ast.TimeMeets: ("T_MEETS", True, [[("ae", "=", "bs")]]),
+    ast.TimeMetBy: ("T_METBY", True, [[("as", "=", "be")]]),
+    ast.TimeOverlappedBy: ("T_OVERLAPPEDBY", True, [[("as", ">", "bs"), ("as", "<", "be"), ("ae", ">", "be")]]),
+    ast.TimeOverlaps: ("T_OVERLAPS", True, [[("as", "<", "bs"), ("ae", ">", "bs"), ("ae", "<", "be")]]),
+    ast.TimeBegunBy: ("T_STARTEDBY", True, [[("as", "=", "bs"), ("ae", ">", "be")]]),
+    ast.TimeBegins: ("T_STARTS", True, [[("as", "=", "bs"), ("ae", "<", "be")]]),
+}
+
+_UNSUPPORTED_NODES: dict[type, str] = {
+    ast.ArrayPredicate: "Array functions (A_EQUALS, A_CONTAINS, A_CONTAINEDBY, A_OVERLAPS) are not supported",
+    ast.Relate: "RELATE is not part of CQL2 1.0 and is not supported",
+    ast.SpatialDistancePredicate: "Distance predicates (DWITHIN, BEYOND) are not supported",
+    ast.Exists: "EXISTS is not part of CQL2 1.0 and is not supported",
+    ast.TimeBeforeOrDuring: "BEFORE OR DURING is not part of CQL2 1.0 and is not supported",
+    ast.TimeDuringOrAfter: "DURING OR AFTER is not part of CQL2 1.0 and is not supported",
+}
+_ARRAY_FUNCTIONS = frozenset({"a_equals", "a_contains", "a_containedby", "a_overlaps"})
+
+
+def _bbox_area(b: tuple[float, float, float, float]) -> float:
+    return (b[2] - b[0]) * (b[3] - b[1])
+
+
+def _bbox_of(geom: Any) -> tuple[float, float, float, float] | None:
+    if geom is None or shapely.is_empty(geom):
+        return None
+    xmin, ymin, xmax, ymax = (float(c) for c in shapely.bounds(geom))
+    return (xmin, ymin, xmax, ymax)
+
+
+def _conjoin(parts: Sequence[pc.Expression | None]) -> pc.Expression | None:
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    out = present[0]
+    for p in present[1:]:
+        out = pc.and_kleene(out, p)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------
+# The compiler
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Compiler:
+    """Walks one AST against one dataset's queryables."""
+
+    queryables: Mapping[str, str]
+    geometry_name: str
+    time_fields: Mapping[str, str]
+    bbox_columns: bool
+    properties: set[str] = field(default_factory=set)
+    uses_geometry: bool = False
+
+    # ---- conditions -----------------------------------------------------
+
+    def cond(self, node: Any) -> _Val:
+        """Compile a node in boolean position."""
+        if isinstance(node, bool):
+            return _Val("boolean", repr(node).upper(), lit=node)
+        if isinstance(node, ast.And):
+            return self._and(self.cond(node.lhs), self.cond(node.rhs))
+        if isinstance(node, ast.Or):
+            return self._or(self.cond(node.lhs), self.cond(node.rhs))
+        if isinstance(node, ast.Not):
+            return self._not(self.cond(node.sub_node))
+        if type(node) in _COMPARISON_NODES:
+            return self._compare(_COMPARISON_NODES[type(node)], self.value(node.lhs), self.value(node.rhs))
+        if isinstance(node, ast.Between):
+            return self._negate_if(node.not_, self._between(node))
+        if isinstance(node, ast.Like):
+            return self._negate_if(node.not_, self._like(node))
+        if isinstance(node, ast.In):
+            return self._negate_if(node.not_, self._in(node))
+        if isinstance(node, ast.IsNull):
+            return self._negate_if(node.not_, self._is_null(node.lhs))
+        if isinstance(node, ast.Include):
+            return _Val("boolean", "INCLUDE", lit=not node.not_)
+        if type(node) in _SPATIAL:
+            return self._spatial(node)
+        if isinstance(node, ast.BBox):  # pygeofilter's BBOX(geom, ...) predicate form
+            envelope = values.Envelope(node.minx, node.maxx, node.miny, node.maxy)
+            return self._spatial(ast.GeometryIntersects(node.lhs, envelope))
+        if type(node) in _TEMPORAL:
+            return self._temporal(node)
+        for cls, message in _UNSUPPORTED_NODES.items():
+            if isinstance(node, cls):
+                raise FilterError(message)
+        if isinstance(node, ast.Function):
+            self._check_function_name(node.name)
+            raise FilterError(f"{node.name.upper()}() does not return a boolean and cannot be used as a condition")
+        if isinstance(node, ast.Attribute):
+            raise FilterError(f"Property '{node.name}' is not a condition; compare it with a value (e.g. {node.name} = true)")
+        raise FilterError(f"Expected a condition, got {_short(node)}")
+
+    def _negate_if(self, negate: bool, v: _Val) -> _Val:
+        return self._not(v) if negate else v
+
+    def _not(self, v: _Val) -> _Val:
+        return _apply(pc.invert, [v], "boolean", f"NOT {v.desc}")
+
+    def _and(self, a: _Val, b: _Val) -> _Val:
+        # constant operands are folded away so that they never block pushdown
+        for x, y in ((a, b), (b, a)):
+            if x.is_lit and x.lit is True:
+                return y
+            if x.is_lit and x.lit is False:
+                return x
+        out = _apply(pc.and_kleene, [a, b], "boolean", f"({a.desc} AND {b.desc})")
+        bounds = [x for x in (a.bbox, b.bbox) if x is not None]
+        # each operand's box bounds the result; the smaller prunes more
+        bbox = min(bounds, key=_bbox_area) if bounds else None
+        hint = None if out.expr is not None else _conjoin([a.expr if a.expr is not None else a.hint, b.expr if b.expr is not None else b.hint])
+        return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox)
+
+    def _or(self, a: _Val, b: _Val) -> _Val:
+        for x, y in ((a, b), (b, a)):
+            if x.is_lit and x.lit is False:
+                return y
+            if x.is_lit and x.lit is True:
+                return x
+        out = _apply(pc.or_kleene, [a, b], "boolean", f"({a.desc} OR {b.desc})")
+        bbox = None
+        if a.bbox is not None and b.bbox is not None:
+            bbox = (min(a.bbox[0], b.bbox[0]), min(a.bbox[1], b.bbox[1]), max(a.bbox[2], b.bbox[2]), max(a.bbox[3], b.bbox[3]))
+        hint = None
+        ha = a.expr if a.expr is not None else a.hint
+        hb = b.expr if b.expr is not None else b.hint
+        if out.expr is None and ha is not None and hb is not None:
+            hint = pc.or_kleene(ha, hb)
+        return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox)
+
+    # ---- comparisons ----------------------------------------------------
+
+    def _compare(self, op: str, a: _Val, b: _Val) -> _Val:
+        kind = self._comparable(op, a, b)
+        if kind == "temporal":
+            assert a.temporal is not None and b.temporal is not None
+            domain = self._domain(a.temporal, b.temporal)
+            return self._tcmp(self._tterm(a.temporal.start, domain), op, self._tterm(b.temporal.start, domain))
+        return _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
+
+    def _comparable(self, op: str, a: _Val, b: _Val) -> str:
+        """Check the operand types of a comparison; return the family they share."""
+        for v in (a, b):
+            if v.type == "geometry":
+                raise FilterError(f"'{op}' cannot compare geometries ({v.desc}); use S_EQUALS or another spatial function")
+            if v.type == "interval":
+                raise FilterError(f"'{op}' cannot compare intervals ({v.desc}); use a temporal function such as T_EQUALS")
+        families = {"integer": "numeric", "number": "numeric", "datetime": "temporal", "date": "temporal"}
+        fa, fb = families.get(a.type, a.type), families.get(b.type, b.type)
+        if fa != fb:
+            raise FilterError(f"Type mismatch in '{op}': {a.desc} is {a.type} but {b.desc} is {b.type}")
+        return fa
+
+    def _between(self, node: ast.Between) -> _Val:
+        x, low, high = self.value(node.lhs), self.value(node.low), self.value(node.high)
+        for v in (x, low, high):
+            if v.type not in ("integer", "number"):
+                raise FilterError(f"BETWEEN compares numbers, but {v.desc} is {v.type}")
+        return self._and(self._compare("<=", low, x), self._compare("<=", x, high))
+
+    def _in(self, node: ast.In) -> _Val:
+        x = self.value(node.lhs)
+        items = node.sub_nodes if isinstance(node.sub_nodes, list) else [node.sub_nodes]
+        if not items:
+            raise FilterError("IN needs at least one value")
+        # a balanced OR tree keeps long lists from nesting deeply
+        layer = [self._compare("=", x, self.value(item)) for item in items]
+        while len(layer) > 1:
+            layer = [self._or(layer[i], layer[i + 1]) if i + 1 < len(layer) else layer[i] for i in range(0, len(layer), 2)]
+        return layer[0]
+
+    def _like(self, node: ast.Like) -> _Val:
+        x = self.value(node.lhs)
+        if x.type != "string":
+            raise FilterError(f"LIKE matches strings, but {x.desc} is {x.type}")
+        pattern = self.value(node.pattern)
+        if not (pattern.is_lit and pattern.type == "string"):
+            raise FilterError(f"The LIKE pattern must be a string literal, not {pattern.desc} ({pattern.type})")
+        # arrow's match_like is SQL LIKE: % and _ wildcards, backslash escape - CQL2's rules
+        text, nocase = pattern.lit, bool(node.nocase)
+
+        def match(s: Any) -> Any:
+            return pc.match_like(s, pattern=text, ignore_case=nocase)
+
+        return _apply(match, [x], "boolean", f"{x.desc} LIKE {text!r}")
+
+    def _is_null(self, node: Any) -> _Val:
+        if isinstance(node, (ast.Predicate, ast.Condition)):
+            v = self.cond(node)
+        else:
+            v = self.value(node)
+        desc = f"{v.desc} IS NULL"
+        if v.is_lit:
+            return _Val("boolean", desc, lit=v.lit is None)
+        if v.type == "interval":
+            raise FilterError(f"IS NULL is not defined for intervals ({v.desc}); test its bounds instead")
+        if v.type == "geometry":
+            source = v
+
+            def missing(ctx: _Ctx) -> pa.Array:
+                return pa.array(shapely.is_missing(ctx.value(source)))
+
+            return _Val("boolean", desc, arr=missing)
+        return _apply(pc.is_null, [v], "boolean", desc)
+
+    # ---- values ---------------------------------------------------------
+
+    def value(self, node: Any) -> _Val:
+        """Compile a node in value position."""
+        if isinstance(node, ast.Attribute):
+            return self._property(str(node.name))
+        if isinstance(node, bool):
+            return _Val("boolean", f"literal {str(node).upper()}", lit=node)
+        if isinstance(node, int):
+            return _Val("integer", f"literal {node}", lit=node)
+        if isinstance(node, float):
+            return _Val("number", f"literal {node!r}", lit=node)
+        if isinstance(node, str):
+            return _Val("string", f"literal {_short(node)}", lit=node)
+        if isinstance(node, datetime):
+            if node.tzinfo is None:
+                raise FilterError(f"Timestamp {node.isoformat()} has no time zone; CQL2 timestamps are UTC ('Z')")
+            node = node.astimezone(_UTC)
+            end = _TEnd("lit", value=node)
+            return _Val("datetime", f"TIMESTAMP('{node.isoformat()}')", lit=node, temporal=_Temporal(end, end, False))
+        if isinstance(node, date):
+            end = _TEnd("lit", value=node)
+            return _Val("date", f"DATE('{node.isoformat()}')", lit=node, temporal=_Temporal(end, end, False))
+        if isinstance(node, values.Interval):
+            return self._interval(node)
+        if isinstance(node, (values.Geometry, values.Envelope)):
+            geom = _geometry_literal(node)
+            return _Val("geometry", f"geometry literal {_short(geom.wkt)}", lit=geom)
+        if type(node) in _ARITHMETIC_NODES:
+            return self._arithmetic(node)
+        if isinstance(node, ast.Function):
+            return self._function(node)
+        if isinstance(node, (ast.Predicate, ast.Condition)):
+            raise FilterError(f"A condition cannot be used as a value here: {_short(node)}")
+        if isinstance(node, list):
+            raise FilterError("Array values are not supported")
+        if isinstance(node, timedelta):
+            raise FilterError("Durations are not part of CQL2 and are not supported")
+        raise FilterError(f"Unsupported value {_short(node)}")
+
+    def _property(self, name: str) -> _Val:
+        if name == self.geometry_name or (name in _GEOMETRY_ALIASES and self.queryables.get(name, "geometry") == "geometry"):
+            self.uses_geometry = True
+            return _Val("geometry", "the feature geometry", arr=lambda ctx: ctx.feature_geometries(), main_geometry=True)
+        if name == "datetime" and ("valid_from" in self.time_fields or "datetime" in self.time_fields):
+            return self._valid_time()
+        qtype = self.queryables.get(name)
+        if qtype is None:
+            known = sorted({*self.queryables, self.geometry_name} | ({"datetime"} if self.time_fields else set()))
+            raise FilterError(
+                f"Unknown property '{name}'; the queryables are: {', '.join(known)}",
+                property=name,
+                queryables=known,
+            )
+        self.properties.add(name)
+        desc = f"property '{name}'"
+        if qtype == "geometry":
+
+            def decode(ctx: _Ctx) -> np.ndarray:
+                column = ctx.table.column(name)
+                return shapely.from_wkb(column.to_numpy(zero_copy_only=False))
+
+            return _Val("geometry", desc, arr=decode)
+        if qtype in ("datetime", "date"):
+            end = _TEnd("col", column=name, col_type=qtype)
+            return _Val(qtype, desc, expr=pc.field(name), temporal=_Temporal(end, end, False, guards=()))
+        return _Val(qtype, desc, expr=pc.field(name))
+
+    def _valid_time(self) -> _Val:
+        if "datetime" in self.time_fields:  # an instant column standing for the feature's time
+            column = self.time_fields["datetime"]
+            qtype = self.queryables.get(column, "datetime")
+            self.properties.add(column)
+            end = _TEnd("col", column=column, col_type=qtype)
+            return _Val(qtype, f"datetime (column '{column}')", expr=pc.field(column), temporal=_Temporal(end, end, False))
+        start_col, end_col = self.time_fields["valid_from"], self.time_fields["valid_to"]
+        self.properties.update((start_col, end_col))
+        start = _TEnd("col", column=start_col, col_type=self.queryables.get(start_col, "datetime"), sign=-1)
+        end = _TEnd("col", column=end_col, col_type=self.queryables.get(end_col, "datetime"), sign=1)
+        return _Val("interval", f"datetime (valid time [{start_col}, {end_col}])", temporal=_Temporal(start, end, True))
+
+    def _interval(self, node: values.Interval) -> _Val:
+        guards: list[str] = []
+        bounds: list[_TEnd] = []
+        for bound, sign in ((node.start, -1), (node.end, 1)):
+            if bound is None:
+                bounds.append(_TEnd("open", sign=sign))
+            elif isinstance(bound, (datetime, date)):
+                bounds.append(self.value(bound).temporal.start)  # type: ignore[union-attr]
+            elif isinstance(bound, ast.Attribute):
+                v = self.value(bound)
+                if v.temporal is None or v.temporal.is_interval:
+                    raise FilterError(f"INTERVAL bounds must be timestamps or dates, but {v.desc} is {v.type}")
+                end = v.temporal.start
+                # the valid-time columns keep their meaning inside INTERVAL(): null = open end
+                if end.column == self.time_fields.get("valid_from" if sign < 0 else "valid_to"):
+                    end = _TEnd("col", column=end.column, col_type=end.col_type, sign=sign)
+                else:
+                    guards.append(str(end.column))
+                bounds.append(end)
+            else:
+                raise FilterError(f"INTERVAL bounds must be timestamps, dates, '..' or properties, not {_short(bound)}")
+        start, end = bounds
+        if start.kind == "lit" and end.kind == "lit":
+            domain = "date" if (start.is_date or end.is_date) else "datetime"
+            if _lit_int(start, domain, is_end=False) > _lit_int(end, domain, is_end=True):
+                raise FilterError(f"INTERVAL starts after it ends: {start.value} > {end.value}")
+        desc = f"INTERVAL({_bound_desc(start)}, {_bound_desc(end)})"
+        return _Val("interval", desc, temporal=_Temporal(start, end, True, tuple(guards)))
+
+    def _function(self, node: ast.Function) -> _Val:
+        name = self._check_function_name(node.name)
+        args = node.arguments if isinstance(node.arguments, list) else [node.arguments]
+        if len(args) != 1:
+            raise FilterError(f"{name.upper()}() takes exactly one argument, got {len(args)}")
+        arg = self.value(args[0])
+        if arg.type != "string":
+            raise FilterError(f"{name.upper()}() takes a string, but {arg.desc} is {arg.type}")
+        return _apply(_map_strings(_STRING_FUNCTIONS[name]), [arg], "string", f"{name.upper()}({arg.desc})")
+
+    def _check_function_name(self, raw: str) -> str:
+        name = str(raw).lower()
+        if name == "lower":  # how pygeofilter's own parsers spell CASEI
+            name = "casei"
+        if name in _ARRAY_FUNCTIONS:
+            raise FilterError(f"Array functions ({raw.upper()}) are not supported")
+        if name not in _STRING_FUNCTIONS:
+            raise FilterError(f"Unknown function '{raw}'; supported functions are CASEI and ACCENTI")
+        return name
+
+    def _arithmetic(self, node: ast.Arithmetic) -> _Val:
+        symbol = _ARITHMETIC_NODES[type(node)]
+        a, b = self.value(node.lhs), self.value(node.rhs)
+        for v in (a, b):
+            if v.type not in ("integer", "number"):
+                raise FilterError(f"Arithmetic '{symbol}' needs numbers, but {v.desc} is {v.type}")
+        integral = a.type == b.type == "integer"
+        fns: dict[str, Callable[[Any, Any], Any]] = {
+            "+": pc.add,
+            "-": pc.subtract,
+            "*": pc.multiply,
+            "/": _div_float,
+            "div": _div_trunc(integral),
+            "%": _mod(integral),
+            "^": _pow,
+        }
+        result_type = "integer" if integral and symbol in ("+", "-", "*", "div", "%") else "number"
+        return _apply(fns[symbol], [a, b], result_type, f"({a.desc} {symbol} {b.desc})")
+
+    # ---- spatial --------------------------------------------------------
+
+    def _spatial(self, node: ast.SpatialComparisonPredicate) -> _Val:
+        name, predicate = _SPATIAL[type(node)]
+        a, b = self.value(node.lhs), self.value(node.rhs)
+        for v in (a, b):
+            if v.type != "geometry":
+                raise FilterError(f"{name} compares geometries, but {v.desc} is {v.type}")
+        desc = f"{name}({a.desc}, {b.desc})"
+        if a.is_lit and b.is_lit:
+            return _Val("boolean", desc, lit=bool(predicate(a.lit, b.lit)))
+        if predicate is shapely.intersects and b.is_lit:
+            a, b = b, a  # literal first so that its prepared form does the work
+        for v in (a, b):
+            if v.is_lit:
+                shapely.prepare(v.lit)
+        left, right = a, b
+
+        def run(ctx: _Ctx) -> pa.Array:
+            ga, gb = ctx.value(left), ctx.value(right)
+            result = np.asarray(predicate(ga, gb), dtype=bool)
+            missing = np.asarray(shapely.is_missing(ga)) | np.asarray(shapely.is_missing(gb))
+            return pa.array(np.broadcast_to(result, (ctx.n,)), mask=np.broadcast_to(missing, (ctx.n,)))
+
+        hint, bbox = None, None
+        literal = a if a.is_lit else b
+        feature = b if a.is_lit else a
+        # every relation but S_DISJOINT implies that the two geometries intersect
+        if literal.is_lit and feature.main_geometry and predicate is not shapely.disjoint:
+            bbox = _bbox_of(literal.lit)
+            if bbox is not None and self.bbox_columns:
+                xmin, ymin, xmax, ymax = (pc.field(c) for c in BBOX_COLUMNS)
+                hint = _conjoin([xmin <= bbox[2], xmax >= bbox[0], ymin <= bbox[3], ymax >= bbox[1]])
+        return _Val("boolean", desc, arr=run, hint=hint, bbox=bbox)
+
+    # ---- temporal -------------------------------------------------------
+
+    def _temporal(self, node: ast.TemporalPredicate) -> _Val:
+        name, intervals_only, dnf = _TEMPORAL[type(node)]
+        operands = []
+        for child in (node.lhs, node.rhs):
+            v = self.value(child)
+            if v.temporal is None:
+                raise FilterError(f"{name} compares instants or intervals, but {v.desc} is {v.type}")
+            if intervals_only and not v.temporal.is_interval:
+                raise FilterError(f"{name} is defined for intervals only, but {v.desc} is an instant")
+            operands.append(v.temporal)
+        a, b = operands
+        domain = self._domain(a, b)
+        terms = {
+            "as": self._tterm(a.start, domain),
+            "ae": self._tterm(a.end, domain, is_end=True),
+            "bs": self._tterm(b.start, domain),
+            "be": self._tterm(b.end, domain, is_end=True),
+        }
+        result: _Val | None = None
+        for conjunction in dnf:
+            term: _Val | None = None
+            for left, op, right in conjunction:
+                atom = self._tcmp(terms[left], op, terms[right])
+                term = atom if term is None else self._and(term, atom)
+            assert term is not None
+            result = term if result is None else self._or(result, term)
+        assert result is not None
+        guards = a.guards + b.guards
+        if guards and not result.is_lit and result.expr is not None:
+            # CQL2: a NULL operand makes the predicate NULL, even if one bound would decide it
+            unknown = _conjoin([None]) or pc.is_null(pc.field(guards[0]))
+            for column in guards[1:]:
+                unknown = pc.or_kleene(unknown, pc.is_null(pc.field(column)))
+            expr = pc.if_else(unknown, pa.scalar(None, pa.bool_()), result.expr)
+            result = _Val("boolean", result.desc, expr=expr)
+        return _Val("boolean", f"{name}(...)", lit=result.lit, expr=result.expr, arr=result.arr)
+
+    @staticmethod
+    def _domain(a: _Temporal, b: _Temporal) -> str:
+        # A date meeting a timestamp is compared at day resolution (the timestamp's
+        # UTC calendar date): CQL2 leaves such casts to the implementation.
+        ends = (a.start, a.end, b.start, b.end)
+        return "date" if any(e.is_date for e in ends) else "datetime"
+
+    def _tterm(self, end: _TEnd, domain: str, is_end: bool = False) -> _Val:
+        """One endpoint as a value in the comparison domain."""
+        type_ = f"t:{domain}"
+        if end.kind == "open":
+            return _Val(type_, "..", lit=_OPEN[domain][0 if end.sign < 0 else 1])
+        if end.kind == "lit":
+            return _Val(type_, str(end.value), lit=_lit_int(end, domain, is_end))
+        assert end.column is not None
+        expr = pc.field(end.column)
+        if domain == "date" and end.col_type == "datetime":
+            expr = expr.cast(pa.date32())
+        if end.sign:
+            expr = pc.coalesce(expr, pa.scalar(_OPEN[domain][0 if end.sign < 0 else 1], _ARROW_TYPES[type_]))
+        return _Val(type_, f"property '{end.column}'", expr=expr)
+
+    def _tcmp(self, a: _Val, op: str, b: _Val) -> _Val:
+        return _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
+
+
+def _lit_int(end: _TEnd, domain: str, is_end: bool) -> int:
+    """A literal endpoint as an integer in its domain (days or microseconds since 1970)."""
+    value = end.value
+    assert value is not None
+    if domain == "date":
+        day = value.astimezone(_UTC).date() if isinstance(value, datetime) else value
+        return (day - _EPOCH_DATE).days
+    assert isinstance(value, datetime)  # a date forces the date domain
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def _bound_desc(end: _TEnd) -> str:
+    if end.kind == "open":
+        return "'..'"
+    if end.kind == "lit":
+        return f"'{end.value.isoformat() if end.value is not None else ''}'"
+    return str(end.column)
+
+
+def _geometry_literal(node: values.Geometry | values.Envelope) -> Any:
+    """A shapely geometry for a WKT/GeoJSON literal or a BBOX."""
+    try:
+        if isinstance(node, values.Envelope):
+            xmin, xmax, ymin, ymax = (float(c) for c in (node.x1, node.x2, node.y1, node.y2))
+            if ymin > ymax:
+                raise ValueError(f"south edge {ymin} is north of north edge {ymax}")
+            if xmin > xmax:  # CQL2: west > east means the box crosses the antimeridian
+                return shapely.MultiPolygon([shapely.box(xmin, ymin, 180.0, ymax), shapely.box(-180.0, ymin, xmax, ymax)])
+            return shapely.box(xmin, ymin, xmax, ymax)
+        geom = shapely.geometry.shape(node.geometry)
+    except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.ShapelyError) as exc:
+        raise FilterError(f"Invalid geometry literal: {exc}") from exc
+    if geom.is_empty:
+        raise FilterError("Empty geometry literals are not supported")
+    return geom
+
+
+def compile_ast(
+    node: Any,
+    queryables: Mapping[str, str],
+    geometry_name: str = "geometry",
+    time_fields: Mapping[str, str] | None = None,
+    bbox_columns: bool = False,
+) -> CompiledFilter:
+    """Compile a pygeofilter AST; see :func:`geoplatform.cube.cql2.compile_filter`."""
+    for name, qtype in queryables.items():
+        if qtype not in _QUERYABLE_TYPES:
+            raise ValueError(f"queryable {name!r} has unknown type {qtype!r}; expected one of {sorted(_QUERYABLE_TYPES)}")
+    fields = dict(time_fields or {})
+    if set(fields) - {"datetime", "valid_from", "valid_to"}:
+        raise ValueError(f"time_fields keys must be 'datetime' or 'valid_from'/'valid_to', got {sorted(fields)}")
+    if ("valid_from" in fields) != ("valid_to" in fields) or ("datetime" in fields and "valid_from" in fields):
+        raise ValueError("time_fields needs either both 'valid_from' and 'valid_to', or 'datetime' alone")
+    compiler = _Compiler(queryables, geometry_name, fields, bbox_columns)
+
+    conjuncts: list[Any] = []
+    stack = [node]
+    while stack:  # top-level ANDs split into independent parts
+        item = stack.pop()
+        if isinstance(item, ast.And):
+            stack.extend((item.rhs, item.lhs))
+        else:
+            conjuncts.append(item)
+    try:
+        compiled = [compiler.cond(c) for c in conjuncts]
+    except RecursionError as exc:
+        raise FilterError("The filter is nested too deeply") from exc
+
+    pushed: list[pc.Expression | None] = []
+    residual_parts: list[_Val] = []
+    bounds = []
+    for v in compiled:
+        if v.bbox is not None:
+            bounds.append(v.bbox)
+        if v.is_lit:
+            if v.lit is not True:  # FALSE or NULL: nothing can match
+                pushed.append(pc.scalar(False))
+        elif v.expr is not None:
+            pushed.append(v.expr)
+        else:
+            pushed.append(v.hint)
+            residual_parts.append(v)
+
+    residual: Residual | None = None
+    if residual_parts:
+        parts = tuple(residual_parts)
+
+        def residual(table: pa.Table, geoms: np.ndarray | None) -> np.ndarray:
+            """Evaluate the non-pushable conditions of the filter (nulls count as no match)."""
+            ctx = _Ctx(table, geoms)
+            mask = np.ones(ctx.n, dtype=bool)
+            for part in parts:
+                mask &= _truthy(ctx.value(part), ctx.n)
+            return mask
+
+    return CompiledFilter(
+        arrow=_conjoin(pushed),
+        residual=residual,
+        properties=frozenset(compiler.properties),
+        spatial_bbox=min(bounds, key=_bbox_area) if bounds else None,
+        uses_geometry=compiler.uses_geometry and residual is not None,
+    )
