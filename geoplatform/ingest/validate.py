@@ -43,7 +43,7 @@ class Problems:
             if column is not None:
                 item["column"] = column
             if values is not None:
-                item["value"] = repr(values[k])[:80]
+                item["value"] = repr(_plain(values[k]))[:80]  # 7.5, not np.float64(7.5)
             self.rows.append(item)
         if len(positions) > MAX_LISTED:
             self.rows.append({"row": None, "problem": f"{problem}: {len(positions) - MAX_LISTED} more rows"})
@@ -104,10 +104,10 @@ def convert_column(values: pd.Series, f: Field, tz: str, problems: Problems) -> 
     present = values.notna().to_numpy()
     if values.dtype == object or pd.api.types.is_string_dtype(values):
         stripped = values.astype("string").str.strip()
-        present &= (stripped != "").fillna(False).to_numpy()
+        present = present & (stripped != "").fillna(False).to_numpy()  # to_numpy() may be read-only
         values = stripped.where(present, None)
     if f.type == "string":
-        arr = pa.array(values.astype("string").where(present, None).tolist(), pa.string())
+        arr = pa.array(values.astype("string").where(present, None), pa.string(), from_pandas=True)
     elif f.type in ("integer", "number"):
         num = pd.to_numeric(values.where(present, None), errors="coerce").astype(float).to_numpy()
         bad = present & np.isnan(num)

@@ -1,0 +1,41 @@
+# geoplatform: the two commands of the README, and the benchmarks.
+#   make demo   build the bundled sample city into the embedded store and query it
+#   make test   the whole test suite
+# Both set up everything they need on a fresh machine (a virtualenv in .venv).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
+STORE  ?= var/lanshan
+
+.PHONY: demo test bench bench-index system-deps clean
+
+$(STAMP): setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgis,raster,dask,server]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/geoplatform demo --store $(STORE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# PostgreSQL 15 runs on the machine; PostGIS and GDAL's ogr2ogr (benchmark
+# anchors) come from Debian's packages.
+system-deps:
+	@if ! dpkg -s postgresql-15-postgis-3 gdal-bin >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-postgis-3 gdal-bin; \
+	fi
+
+bench: $(STAMP) system-deps
+	$(BIN)/python benchmarks/bench_cube.py
+
+bench-index: $(STAMP)
+	$(BIN)/python benchmarks/bench_index.py
+
+clean:
+	rm -rf var/ .pytest_cache
