@@ -1,7 +1,8 @@
 """Aggregating a vector dataset to a (time, y, x) grid as an xarray DataArray.
 
-A feature counts in the cell of its bbox centre and the time step of its
-``valid_from``. With dask (``chunks=True``, or on its own when the query
+A feature counts in the cell of its bbox centre and in the first time step
+in which it is valid (the step of its ``valid_from``, or the first step when it
+began earlier), so the grid's total equals ``Cube.count`` over the same interval. With dask (``chunks=True``, or on its own when the query
 would return many rows) each block of time steps is one task that opens the
 store itself, so the same graph runs on threads or on a dask.distributed
 cluster.
@@ -9,7 +10,6 @@ cluster.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from geoplatform.crs import resolve_crs, transform_xy
-from geoplatform.cube.query import finish, plan_query
+from geoplatform.cube.query import _bbox_in, finish, plan_query
 from geoplatform.cube.times import MAX_US, MIN_US, from_us, parse_interval, to_us
 from geoplatform.errors import InvalidParameterValue
 
@@ -61,14 +61,19 @@ def to_xarray(cube: "Cube", name: str, *, resolution: float, freq: str | None = 
             raise InvalidParameterValue(f"dataset {name!r} has no variable {variable!r}") from None
     grid_crs = resolve_crs(crs or spec.storage_crs)
     x0, y0, x1, y1 = _extent(cube, name, grid_crs, params)
-    nx = max(1, int(np.ceil((x1 - x0) / resolution)))
-    ny = max(1, int(np.ceil((y1 - y0) / resolution)))
+    # +1: a feature exactly on the east or south edge still gets a cell
+    nx = int(np.floor((x1 - x0) / resolution)) + 1
+    ny = int(np.floor((y1 - y0) / resolution)) + 1
     t_edges = _time_edges(cube, name, freq, params.get("datetime"))
     nt = len(t_edges) - 1
     if nt * ny * nx > MAX_CELLS:
         raise InvalidParameterValue(f"the grid would have {nt * ny * nx:,} cells; use a coarser resolution or freq")
     geo = _Geo(x0, y1, resolution, nx, ny, grid_crs.id, spec.storage_crs)
     base = {k: v for k, v in params.items() if k != "datetime"}
+    # The last step may reach past the asked interval: keep its end as a clip.
+    asked = parse_interval(params.get("datetime"))
+    if asked is not None:
+        base["_clip"] = (to_us(asked.start, MIN_US), to_us(asked.end, MAX_US))
     if chunks is None:
         chunks = cube.count(name, **params) > DASK_ROWS
     if chunks:
@@ -103,11 +108,7 @@ def _extent(cube: "Cube", name: str, grid_crs: Any, params: dict[str, Any]) -> t
         if ext is None:
             raise InvalidParameterValue(f"dataset {name!r} is empty: give a bbox for the grid")
         b, src = list(ext), spec.storage_crs
-    xs = np.array([b[0], b[2], b[0], b[2]])
-    ys = np.array([b[1], b[1], b[3], b[3]])
-    if resolve_crs(src) != grid_crs:
-        xs, ys = transform_xy(xs, ys, src, grid_crs)
-    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+    return _bbox_in(b, src, grid_crs.id)
 
 
 def _time_edges(cube: "Cube", name: str, freq: str | None, when: Any) -> np.ndarray:
@@ -137,8 +138,10 @@ def _block(cube: "Cube", name: str, geo: _Geo, t_edges: np.ndarray, agg: Agg, va
            params: dict[str, Any]) -> np.ndarray:
     """Aggregate one block of time steps eagerly."""
     nt = len(t_edges) - 1
+    params = dict(params)
+    clip_lo, clip_hi = params.pop("_clip", (MIN_US, MAX_US))
     lo, hi = int(t_edges[0]), int(t_edges[-1])
-    when = None if lo == MIN_US else (from_us(lo), from_us(hi) - timedelta(microseconds=1))
+    when = None if lo == MIN_US else (from_us(max(lo, clip_lo)), from_us(min(hi - 1, clip_hi)))
     plan = plan_query(cube.backend, name, datetime=when, properties=[variable] if variable else [], **params)
     table = finish(plan, cube.backend.scan(name, plan.scan_request(with_geometry=plan.geometry is not None)))
     assert isinstance(table, pa.Table)
@@ -152,7 +155,10 @@ def _block(cube: "Cube", name: str, geo: _Geo, t_edges: np.ndarray, agg: Agg, va
     x = (b.field("xmin").to_numpy() + b.field("xmax").to_numpy()) / 2
     y = (b.field("ymin").to_numpy() + b.field("ymax").to_numpy()) / 2
     ix, iy, inside = geo.cells(x, y)
+    # A feature counts in the first step in which it is valid: one that began
+    # before the grid's first step and is still valid in it counts there.
     vf = table.column("valid_from").cast(pa.int64()).fill_null(lo).to_numpy()
+    vf = np.maximum(vf, max(lo, clip_lo))
     it = np.searchsorted(t_edges, vf, side="right") - 1
     inside &= (it >= 0) & (it < nt)
     vals = None
