@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import shapely
+import shapely.errors
 import shapely.geometry
 from pygeofilter import ast, values
 
@@ -47,6 +48,9 @@ Residual = Callable[[pa.Table, "np.ndarray | None"], np.ndarray]
 
 BBOX_COLUMNS = ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")
 """Per-row bounding-box columns used for the spatial pre-filter (``bbox_columns=True``)."""
+
+FieldPath = str | tuple[str, ...]
+"""A column name, or a path into a struct column (``("bbox", "xmin")``)."""
 
 _QUERYABLE_TYPES = frozenset(get_args(QueryableType))
 _GEOMETRY_ALIASES = ("geometry", "geom")
@@ -214,15 +218,21 @@ def _to_py(out: Any) -> Any:
     return out.as_py() if isinstance(out, pa.Scalar) else out
 
 
-def _apply(fn: Callable[..., Any], args: Sequence[_Val], type_: str, desc: str) -> _Val:
-    """Apply an arrow compute function in the weakest mode its arguments allow."""
+def _apply(fn: Callable[..., Any], args: Sequence[_Val], type_: str, desc: str, pushable: bool = True) -> _Val:
+    """Apply a function in the weakest mode its arguments allow.
+
+    ``fn`` takes and returns arrow scalars/arrays and, if ``pushable``, also
+    arrow expressions.
+    """
     if all(a.is_lit for a in args):
         try:
             return _Val(type_, desc, lit=_to_py(fn(*[_scalar(a) for a in args])))
         except (pa.ArrowException, OverflowError, ValueError) as exc:
             raise FilterError(f"Cannot evaluate {desc}: {exc}") from exc
-    if all(a.is_lit or a.expr is not None for a in args):
-        return _Val(type_, desc, expr=fn(*[a.expr if a.expr is not None else _scalar(a) for a in args]))
+    if pushable and all(a.is_lit or a.expr is not None for a in args):
+        # literals become expression literals: pyarrow only builds an expression
+        # when its first argument already is one
+        return _Val(type_, desc, expr=fn(*[a.expr if a.expr is not None else pc.scalar(_scalar(a)) for a in args]))
 
     def run(ctx: _Ctx) -> Any:
         return fn(*[ctx.value(a) for a in args])
@@ -368,7 +378,9 @@ _COMPARISON_NODES: dict[type, str] = {
     ast.GreaterThan: ">",
     ast.GreaterEqual: ">=",
 }
-_ARITHMETIC_NODES: dict[type, str] = {ast.Add: "+", ast.Sub: "-", ast.Mul: "*", ast.Div: "/", Mod: "%", IntDiv: "div", Pow: "^"}
+_ARITHMETIC_NODES: dict[type, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mul: "*", ast.Div: "/", Mod: "%", IntDiv: "div", Pow: "^",
+}
 
 # --------------------------------------------------------------------------
 # Spatial and temporal predicate tables
@@ -456,7 +468,7 @@ class _Compiler:
     queryables: Mapping[str, str]
     geometry_name: str
     time_fields: Mapping[str, str]
-    bbox_columns: bool
+    bbox_fields: tuple[FieldPath, ...] | None
     properties: set[str] = field(default_factory=set)
     uses_geometry: bool = False
 
@@ -498,7 +510,9 @@ class _Compiler:
             self._check_function_name(node.name)
             raise FilterError(f"{node.name.upper()}() does not return a boolean and cannot be used as a condition")
         if isinstance(node, ast.Attribute):
-            raise FilterError(f"Property '{node.name}' is not a condition; compare it with a value (e.g. {node.name} = true)")
+            raise FilterError(
+                f"Property '{node.name}' is not a condition; compare it with a value (e.g. {node.name} = true)"
+            )
         raise FilterError(f"Expected a condition, got {_short(node)}")
 
     def _negate_if(self, negate: bool, v: _Val) -> _Val:
@@ -518,7 +532,9 @@ class _Compiler:
         bounds = [x for x in (a.bbox, b.bbox) if x is not None]
         # each operand's box bounds the result; the smaller prunes more
         bbox = min(bounds, key=_bbox_area) if bounds else None
-        hint = None if out.expr is not None else _conjoin([a.expr if a.expr is not None else a.hint, b.expr if b.expr is not None else b.hint])
+        hint = None
+        if out.expr is None:  # what the operands push down still prunes for the whole
+            hint = _conjoin([a.expr if a.expr is not None else a.hint, b.expr if b.expr is not None else b.hint])
         return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox)
 
     def _or(self, a: _Val, b: _Val) -> _Val:
@@ -530,7 +546,8 @@ class _Compiler:
         out = _apply(pc.or_kleene, [a, b], "boolean", f"({a.desc} OR {b.desc})")
         bbox = None
         if a.bbox is not None and b.bbox is not None:
-            bbox = (min(a.bbox[0], b.bbox[0]), min(a.bbox[1], b.bbox[1]), max(a.bbox[2], b.bbox[2]), max(a.bbox[3], b.bbox[3]))
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.bbox, b.bbox
+            bbox = (min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1))
         hint = None
         ha = a.expr if a.expr is not None else a.hint
         hb = b.expr if b.expr is not None else b.hint
@@ -552,9 +569,13 @@ class _Compiler:
         """Check the operand types of a comparison; return the family they share."""
         for v in (a, b):
             if v.type == "geometry":
-                raise FilterError(f"'{op}' cannot compare geometries ({v.desc}); use S_EQUALS or another spatial function")
+                raise FilterError(
+                    f"'{op}' cannot compare geometries ({v.desc}); use S_EQUALS or another spatial function"
+                )
             if v.type == "interval":
-                raise FilterError(f"'{op}' cannot compare intervals ({v.desc}); use a temporal function such as T_EQUALS")
+                raise FilterError(
+                    f"'{op}' cannot compare intervals ({v.desc}); use a temporal function such as T_EQUALS"
+                )
         families = {"integer": "numeric", "number": "numeric", "datetime": "temporal", "date": "temporal"}
         fa, fb = families.get(a.type, a.type), families.get(b.type, b.type)
         if fa != fb:
@@ -576,7 +597,8 @@ class _Compiler:
         # a balanced OR tree keeps long lists from nesting deeply
         layer = [self._compare("=", x, self.value(item)) for item in items]
         while len(layer) > 1:
-            layer = [self._or(layer[i], layer[i + 1]) if i + 1 < len(layer) else layer[i] for i in range(0, len(layer), 2)]
+            pairs = [layer[i:i + 2] for i in range(0, len(layer), 2)]
+            layer = [self._or(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
         return layer[0]
 
     def _like(self, node: ast.Like) -> _Val:
@@ -654,9 +676,10 @@ class _Compiler:
         raise FilterError(f"Unsupported value {_short(node)}")
 
     def _property(self, name: str) -> _Val:
-        if name == self.geometry_name or (name in _GEOMETRY_ALIASES and self.queryables.get(name, "geometry") == "geometry"):
+        is_alias = name in _GEOMETRY_ALIASES and self.queryables.get(name, "geometry") == "geometry"
+        if name == self.geometry_name or is_alias:
             self.uses_geometry = True
-            return _Val("geometry", "the feature geometry", arr=lambda ctx: ctx.feature_geometries(), main_geometry=True)
+            return _Val("geometry", "the feature geometry", arr=_Ctx.feature_geometries, main_geometry=True)
         if name == "datetime" and ("valid_from" in self.time_fields or "datetime" in self.time_fields):
             return self._valid_time()
         qtype = self.queryables.get(name)
@@ -687,7 +710,8 @@ class _Compiler:
             qtype = self.queryables.get(column, "datetime")
             self.properties.add(column)
             end = _TEnd("col", column=column, col_type=qtype)
-            return _Val(qtype, f"datetime (column '{column}')", expr=pc.field(column), temporal=_Temporal(end, end, False))
+            desc = f"datetime (column '{column}')"
+            return _Val(qtype, desc, expr=pc.field(column), temporal=_Temporal(end, end, False))
         start_col, end_col = self.time_fields["valid_from"], self.time_fields["valid_to"]
         self.properties.update((start_col, end_col))
         start = _TEnd("col", column=start_col, col_type=self.queryables.get(start_col, "datetime"), sign=-1)
@@ -718,7 +742,7 @@ class _Compiler:
         start, end = bounds
         if start.kind == "lit" and end.kind == "lit":
             domain = "date" if (start.is_date or end.is_date) else "datetime"
-            if _lit_int(start, domain, is_end=False) > _lit_int(end, domain, is_end=True):
+            if _lit_int(start, domain) > _lit_int(end, domain):
                 raise FilterError(f"INTERVAL starts after it ends: {start.value} > {end.value}")
         desc = f"INTERVAL({_bound_desc(start)}, {_bound_desc(end)})"
         return _Val("interval", desc, temporal=_Temporal(start, end, True, tuple(guards)))
@@ -731,12 +755,12 @@ class _Compiler:
         arg = self.value(args[0])
         if arg.type != "string":
             raise FilterError(f"{name.upper()}() takes a string, but {arg.desc} is {arg.type}")
-        return _apply(_map_strings(_STRING_FUNCTIONS[name]), [arg], "string", f"{name.upper()}({arg.desc})")
+        # arrow has neither full case folding nor mark stripping: residual only
+        fn = _map_strings(_STRING_FUNCTIONS[name])
+        return _apply(fn, [arg], "string", f"{name.upper()}({arg.desc})", pushable=False)
 
     def _check_function_name(self, raw: str) -> str:
         name = str(raw).lower()
-        if name == "lower":  # how pygeofilter's own parsers spell CASEI
-            name = "casei"
         if name in _ARRAY_FUNCTIONS:
             raise FilterError(f"Array functions ({raw.upper()}) are not supported")
         if name not in _STRING_FUNCTIONS:
@@ -784,7 +808,8 @@ class _Compiler:
             ga, gb = ctx.value(left), ctx.value(right)
             result = np.asarray(predicate(ga, gb), dtype=bool)
             missing = np.asarray(shapely.is_missing(ga)) | np.asarray(shapely.is_missing(gb))
-            return pa.array(np.broadcast_to(result, (ctx.n,)), mask=np.broadcast_to(missing, (ctx.n,)))
+            # a literal against a literal never gets here, so one side has n rows
+            return pa.array(np.broadcast_to(result, (ctx.n,)).copy(), mask=np.broadcast_to(missing, (ctx.n,)).copy())
 
         hint, bbox = None, None
         literal = a if a.is_lit else b
@@ -792,8 +817,8 @@ class _Compiler:
         # every relation but S_DISJOINT implies that the two geometries intersect
         if literal.is_lit and feature.main_geometry and predicate is not shapely.disjoint:
             bbox = _bbox_of(literal.lit)
-            if bbox is not None and self.bbox_columns:
-                xmin, ymin, xmax, ymax = (pc.field(c) for c in BBOX_COLUMNS)
+            if bbox is not None and self.bbox_fields is not None:
+                xmin, ymin, xmax, ymax = (pc.field(*((c,) if isinstance(c, str) else c)) for c in self.bbox_fields)
                 hint = _conjoin([xmin <= bbox[2], xmax >= bbox[0], ymin <= bbox[3], ymax >= bbox[1]])
         return _Val("boolean", desc, arr=run, hint=hint, bbox=bbox)
 
@@ -813,9 +838,9 @@ class _Compiler:
         domain = self._domain(a, b)
         terms = {
             "as": self._tterm(a.start, domain),
-            "ae": self._tterm(a.end, domain, is_end=True),
+            "ae": self._tterm(a.end, domain),
             "bs": self._tterm(b.start, domain),
-            "be": self._tterm(b.end, domain, is_end=True),
+            "be": self._tterm(b.end, domain),
         }
         result: _Val | None = None
         for conjunction in dnf:
@@ -829,7 +854,7 @@ class _Compiler:
         guards = a.guards + b.guards
         if guards and not result.is_lit and result.expr is not None:
             # CQL2: a NULL operand makes the predicate NULL, even if one bound would decide it
-            unknown = _conjoin([None]) or pc.is_null(pc.field(guards[0]))
+            unknown = pc.is_null(pc.field(guards[0]))
             for column in guards[1:]:
                 unknown = pc.or_kleene(unknown, pc.is_null(pc.field(column)))
             expr = pc.if_else(unknown, pa.scalar(None, pa.bool_()), result.expr)
@@ -843,13 +868,13 @@ class _Compiler:
         ends = (a.start, a.end, b.start, b.end)
         return "date" if any(e.is_date for e in ends) else "datetime"
 
-    def _tterm(self, end: _TEnd, domain: str, is_end: bool = False) -> _Val:
+    def _tterm(self, end: _TEnd, domain: str) -> _Val:
         """One endpoint as a value in the comparison domain."""
         type_ = f"t:{domain}"
         if end.kind == "open":
             return _Val(type_, "..", lit=_OPEN[domain][0 if end.sign < 0 else 1])
         if end.kind == "lit":
-            return _Val(type_, str(end.value), lit=_lit_int(end, domain, is_end))
+            return _Val(type_, str(end.value), lit=_lit_int(end, domain))
         assert end.column is not None
         expr = pc.field(end.column)
         if domain == "date" and end.col_type == "datetime":
@@ -862,7 +887,7 @@ class _Compiler:
         return _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
 
 
-def _lit_int(end: _TEnd, domain: str, is_end: bool) -> int:
+def _lit_int(end: _TEnd, domain: str) -> int:
     """A literal endpoint as an integer in its domain (days or microseconds since 1970)."""
     value = end.value
     assert value is not None
@@ -889,7 +914,8 @@ def _geometry_literal(node: values.Geometry | values.Envelope) -> Any:
             if ymin > ymax:
                 raise ValueError(f"south edge {ymin} is north of north edge {ymax}")
             if xmin > xmax:  # CQL2: west > east means the box crosses the antimeridian
-                return shapely.MultiPolygon([shapely.box(xmin, ymin, 180.0, ymax), shapely.box(-180.0, ymin, xmax, ymax)])
+                east, west = shapely.box(xmin, ymin, 180.0, ymax), shapely.box(-180.0, ymin, xmax, ymax)
+                return shapely.MultiPolygon([east, west])
             return shapely.box(xmin, ymin, xmax, ymax)
         geom = shapely.geometry.shape(node.geometry)
     except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.ShapelyError) as exc:
@@ -904,18 +930,27 @@ def compile_ast(
     queryables: Mapping[str, str],
     geometry_name: str = "geometry",
     time_fields: Mapping[str, str] | None = None,
-    bbox_columns: bool = False,
+    bbox_columns: bool | Sequence[FieldPath] = False,
 ) -> CompiledFilter:
     """Compile a pygeofilter AST; see :func:`geoplatform.cube.cql2.compile_filter`."""
     for name, qtype in queryables.items():
         if qtype not in _QUERYABLE_TYPES:
-            raise ValueError(f"queryable {name!r} has unknown type {qtype!r}; expected one of {sorted(_QUERYABLE_TYPES)}")
+            raise ValueError(
+                f"queryable {name!r} has unknown type {qtype!r}; expected one of {sorted(_QUERYABLE_TYPES)}"
+            )
     fields = dict(time_fields or {})
     if set(fields) - {"datetime", "valid_from", "valid_to"}:
         raise ValueError(f"time_fields keys must be 'datetime' or 'valid_from'/'valid_to', got {sorted(fields)}")
     if ("valid_from" in fields) != ("valid_to" in fields) or ("datetime" in fields and "valid_from" in fields):
         raise ValueError("time_fields needs either both 'valid_from' and 'valid_to', or 'datetime' alone")
-    compiler = _Compiler(queryables, geometry_name, fields, bbox_columns)
+    bbox_fields: tuple[FieldPath, ...] | None = None
+    if bbox_columns is True:
+        bbox_fields = BBOX_COLUMNS
+    elif bbox_columns:
+        bbox_fields = tuple(bbox_columns)  # type: ignore[arg-type]
+        if len(bbox_fields) != 4:
+            raise ValueError("bbox_columns needs four fields: xmin, ymin, xmax, ymax")
+    compiler = _Compiler(queryables, geometry_name, fields, bbox_fields)
 
     conjuncts: list[Any] = []
     stack = [node]

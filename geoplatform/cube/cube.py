@@ -131,8 +131,8 @@ class Cube:
         params.pop("limit", None)
         params.pop("offset", None)
         plan = plan_query(self.backend, name, **params)
-        needs_geom = plan.geometry is not None or plan.spec.geometry_type != "Point" or (
-            plan.compiled is not None and plan.compiled.residual is not None)
+        needs_geom = plan.geometry is not None or (plan.bbox is not None and plan.spec.geometry_type != "Point") or (
+            plan.compiled is not None and plan.compiled.uses_geometry)
         req = plan.scan_request(with_geometry=needs_geom)
         if plan.properties is None and plan.compiled is None:
             req = type(req)(**{**req.__dict__, "columns": ()})

@@ -8,7 +8,7 @@ sorting, paging and the output type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -26,6 +26,7 @@ from geoplatform.errors import InvalidParameterValue
 
 _PREDICATES = ("intersects", "within", "contains", "dwithin")
 _SYSTEM_SORTABLE = ("fid", "version", "valid_from", "valid_to", "record_from")
+BBOX_PATHS = [("bbox", "xmin"), ("bbox", "ymin"), ("bbox", "xmax"), ("bbox", "ymax")]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class QueryPlan:
     sortby: tuple[SortKey, ...]
     limit: int | None
     offset: int
-    needs_geometry_check: bool = field(default=False)
+    #: The box the backend prunes and pre-filters with: the narrowest of the
+    #: boxes every match must meet (the bbox, the geometry's, the filter's).
+    prune_bbox: tuple[float, float, float, float] | None = None
 
     def scan_request(self, *, with_geometry: bool) -> ScanRequest:
         t_min, t_max = interval_us(self.interval)
@@ -56,7 +59,7 @@ class QueryPlan:
             cols |= {k.name for k in self.sortby}
             columns = tuple(sorted(cols))
         return ScanRequest(
-            snapshot=self.snapshot, bbox=self.bbox, t_min=t_min, t_max=t_max, columns=columns,
+            snapshot=self.snapshot, bbox=self.prune_bbox, t_min=t_min, t_max=t_max, columns=columns,
             arrow_filter=None if self.compiled is None else self.compiled.arrow,
             with_geometry=with_geometry,
         )
@@ -101,6 +104,9 @@ def plan_query(
     qbox = None
     if bbox is not None:
         qbox = _bbox_in(bbox, bbox_crs or storage, storage)
+    # Each of these boxes must be met by every match; they need not overlap
+    # each other where the match does, so they are never intersected.
+    boxes = [qbox] if qbox is not None else []
     geom = None
     if geometry is not None:
         geom = shapely.from_wkt(geometry) if isinstance(geometry, str) else geometry
@@ -113,7 +119,7 @@ def plan_query(
             if distance is None or distance < 0:
                 raise InvalidParameterValue("dwithin needs a distance in metres, >= 0")
             gb = _expand_metres(gb, distance, storage)
-        qbox = gb if qbox is None else _intersect(qbox, gb)
+        boxes.append(gb)
     elif predicate != "intersects":
         raise InvalidParameterValue(f"predicate {predicate!r} needs a geometry")
     compiled = None
@@ -121,9 +127,11 @@ def plan_query(
         from geoplatform.cube.cql2 import compile_filter, parse_filter
 
         ast = parse_filter(filter, filter_lang)  # type: ignore[arg-type]
-        compiled = compile_filter(ast, queryables(spec), bbox_columns=True)
+        compiled = compile_filter(ast, queryables(spec), bbox_columns=BBOX_PATHS,
+                                  time_fields={"valid_from": "valid_from", "valid_to": "valid_to"})
         if compiled.spatial_bbox is not None:
-            qbox = compiled.spatial_bbox if qbox is None else _intersect(qbox, compiled.spatial_bbox)
+            boxes.append(tuple(compiled.spatial_bbox))
+    prune = min(boxes, key=lambda b: max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])) if boxes else None
     names = {f.name for f in spec.fields}
     props = None
     if properties is not None:
@@ -138,7 +146,7 @@ def plan_query(
     if offset < 0:
         raise InvalidParameterValue("offset must be >= 0")
     return QueryPlan(spec, snapshot, qbox, geom, predicate, distance, parse_interval(datetime), compiled,
-                     props, keys, limit, offset)
+                     props, keys, limit, offset, prune)
 
 
 def queryables(spec: DatasetSpec) -> dict[str, str]:
@@ -197,10 +205,6 @@ def _expand_metres(b: tuple[float, ...], metres: float, crs: str) -> tuple[float
     return (b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
 
 
-def _intersect(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
-    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-
-
 def finish(plan: QueryPlan, table: pa.Table, *, count_only: bool = False) -> pa.Table | int:
     """Apply what the backend could not: exact predicates, residual filter,
     sort and paging."""
@@ -226,11 +230,16 @@ def _exact_mask(plan: QueryPlan, table: pa.Table) -> np.ndarray | None:
     geoms = None
     if not len(table):
         return None
-    if plan.geometry is not None or (plan.bbox is not None and _needs_exact_bbox(plan.spec, table, plan.bbox)):
+    if plan.bbox is not None and plan.bbox != plan.prune_bbox:
+        # the backend pre-filtered with another box: test this one's covering here
+        mask = _bbox_meets(table, plan.bbox)
+    if plan.bbox is not None and _needs_exact_bbox(plan.spec, table, plan.bbox):
         geoms = _geoms(table)
-    if plan.bbox is not None and geoms is not None and plan.geometry is None:
-        mask = shapely.intersects(geoms, shapely.box(*plan.bbox))
+        m = shapely.intersects(geoms, shapely.box(*plan.bbox))
+        mask = m if mask is None else mask & m
     if plan.geometry is not None:
+        if geoms is None:
+            geoms = _geoms(table)
         g = plan.geometry
         shapely.prepare(g)
         if plan.predicate == "intersects":
@@ -248,6 +257,12 @@ def _exact_mask(plan: QueryPlan, table: pa.Table) -> np.ndarray | None:
         m = np.asarray(plan.compiled.residual(table, geoms), dtype=bool)
         mask = m if mask is None else mask & m
     return mask
+
+
+def _bbox_meets(table: pa.Table, box: tuple[float, ...]) -> np.ndarray:
+    b = table.column("bbox").combine_chunks()
+    x0, y0, x1, y1 = (b.field(k).to_numpy(zero_copy_only=False) for k in ("xmin", "ymin", "xmax", "ymax"))
+    return (x1 >= box[0]) & (x0 <= box[2]) & (y1 >= box[1]) & (y0 <= box[3])
 
 
 def _needs_exact_bbox(spec: DatasetSpec, table: pa.Table, bbox: tuple[float, ...]) -> bool:

@@ -91,7 +91,9 @@ def encode(geometry: Any, spec: DatasetSpec, source_crs: Any, on_invalid: v.OnIn
     geoms = np.asarray(geometry, dtype=object)
     gtype = v.check_geometries(geoms, spec, where)
     geoms = v.to_storage_crs(geoms, source_crs, spec, where)
-    geoms, keep, invalid = v.apply_on_invalid(geoms, on_invalid, where, ids)
+    geoms, keep, invalid = v.apply_on_invalid(geoms, on_invalid, where, ids, gtype)
+    if invalid and on_invalid == "fix":
+        gtype = v.widened_type(geoms[keep], gtype)
     wkb = pa.array(shapely.to_wkb(geoms, flavor="iso"), pa.binary())
     return Encoded(wkb, shapely.bounds(geoms), v.geometry_hash(geoms), gtype, keep, invalid)
 
@@ -105,7 +107,7 @@ def _encode_points(x: np.ndarray, y: np.ndarray, spec: DatasetSpec, source_crs: 
     try:
         check_in_range(x, y, source_crs)
     except CRSError as exc:
-        raise CRSError(f"{where}: coordinates do not fit the source CRS {resolve_crs(source_crs).id}: {exc}") from None
+        raise v.range_error(exc, where, source_crs) from None
     if resolve_crs(source_crs) != resolve_crs(spec.storage_crs):
         x, y = transform_xy(x, y, source_crs, spec.storage_crs)
     gtype = spec.geometry_type or "Point"

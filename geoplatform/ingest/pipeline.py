@@ -79,12 +79,22 @@ def ingest(cube: "Cube", name: str, source: Any, *, mode: Mode = "upsert",
     started = time.perf_counter()
     show = progress if progress is not None else (cube.settings.progress
                                                   if cube.settings.progress is not None else sys.stderr.isatty())
-    bar = tqdm(total=4, desc=f"ingest {name}", unit="step", disable=not show, leave=False)
+    with tqdm(total=4, desc=f"ingest {name}", unit="step", disable=not show, leave=False) as bar:
+        report = _ingest(cube, name, source, bar, mode=mode, on_invalid=on_invalid, source_crs=source_crs,
+                         layer=layer, csv=csv, fmt=fmt)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest(cube: "Cube", name: str, source: Any, bar: Any, *, mode: Mode, on_invalid: v.OnInvalid,
+            source_crs: str | None, layer: str | None, csv: CsvOptions | dict[str, str] | None,
+            fmt: str | None) -> IngestReport:
     spec = cube.dataset(name)
     csv_opts = CsvOptions.model_validate(csv) if isinstance(csv, dict) else (csv or spec.csv)
     src = read_source(source, layer=layer or spec.layer, csv=csv_opts, fmt=fmt)
     bar.update()
-    if not len(src.geometry):
+    n = len(src.geometry)
+    if not n:
         raise IngestError(f"{src.name}: no features", file=src.name)
     with cube.backend.writer(name) as w:
         spec = w.spec
@@ -93,27 +103,20 @@ def ingest(cube: "Cube", name: str, source: Any, *, mode: Mode = "upsert",
         # for store-assigned ids (observations) also when it was loaded earlier,
         # since loading it again would only duplicate its rows.
         if seen is not None and (seen.id == w.parent or (spec.fid is None and mode != "replace")):
-            bar.close()
-            return IngestReport(name, src.name, seen.id, len(src.frame), rows_unchanged=len(src.frame),
-                                noop=True, seconds=time.perf_counter() - started)
-        table, new_spec, keep_report = _normalise(src, spec, on_invalid, source_crs)
+            return IngestReport(name, src.name, seen.id, n, rows_unchanged=n, noop=True)
+        table, new_spec, (skipped, invalid) = _normalise(src, spec, on_invalid, source_crs)
         bar.update()
-        report = IngestReport(name, src.name, None, len(src.frame), rows_skipped=keep_report[0],
-                              invalid=keep_report[1])
+        report = IngestReport(name, src.name, None, n, rows_skipped=skipped, invalid=invalid)
         records, retire = _version(w, new_spec, table, mode, report)
         records = records.cast(full_schema(new_spec))
         bar.update()
         if not len(records) and not len(retire) and new_spec == spec:
             report.noop = True
-            report.seconds = time.perf_counter() - started
-            bar.close()
             return report
         res = w.commit(records, retire, operation="ingest", summary=report.summary(),
                        source_hash=src.content_hash, spec=new_spec if new_spec != spec else None)
         bar.update()
-    bar.close()
     report.snapshot_id = res.snapshot.id
-    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -128,7 +131,7 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
     if missing:
         raise SchemaError(f"{where}: missing columns {missing} that the dataset declares as id or valid time "
                           f"(columns present: {list(frame.columns)})", columns=missing)
-    fields = spec.schema_ if spec.schema_ is not None else v.infer_schema(frame, system)
+    fields = spec.schema_ if spec.schema_ is not None else v.infer_schema(frame, system, where)
     declared = {f.name for f in fields}
     extra = [c for c in frame.columns if c not in declared and c not in system]
     if extra and spec.extra_columns == "error":
@@ -158,7 +161,7 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
         dup = fid_text.duplicated(keep=False).to_numpy() & ~nulls & keep
         if dup.any():
             problems.add(np.flatnonzero(dup), "duplicate id in this input", spec.fid, fid_text.to_numpy()[dup])
-        columns["fid"] = pa.array(fid_text.tolist(), pa.string())
+        columns["fid"] = pa.array(fid_text, pa.string(), from_pandas=True)  # missing ids are problems above
     if spec.valid_from:
         vf = v.to_utc(frame[spec.valid_from], spec.time_zone, problems, spec.valid_from)
         if spec.instant:
@@ -193,14 +196,19 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
     if skipped:
         table = table.filter(pa.array(keep))
     new_spec = spec
-    if spec.schema_ is None or spec.geometry_type is None:
-        new_spec = spec.model_copy(update={"schema_": fields, "geometry_type": spec.geometry_type or enc.geometry_type})
+    if spec.schema_ is None or spec.geometry_type != enc.geometry_type:
+        # validated, so nothing the model refuses ever reaches the catalog
+        new_spec = DatasetSpec.model_validate({**spec.to_json_dict(), "schema": [f.model_dump() for f in fields],
+                                               "geometry_type": enc.geometry_type})
     return table, new_spec, (skipped, enc.invalid)
 
 
 def _source_crs(src: Source, declared: str | None, where: str) -> Any:
     if declared:
-        return resolve_crs(declared)
+        try:
+            return resolve_crs(declared)
+        except CRSError as exc:
+            raise CRSError(f"{where}: the declared source_crs is not usable: {exc}") from None
     if src.crs is not None:
         try:
             return resolve_crs(src.crs if not hasattr(src.crs, "to_wkt") else src.crs)
@@ -234,7 +242,8 @@ def _version(w: Any, spec: DatasetSpec, table: pa.Table, mode: Mode,
     known = inp.index.isin(cur.index)
     if mode == "append" and known.any():
         dup = inp.index[known][:10].tolist()
-        raise SchemaError(f"append: {int(known.sum())} ids already exist in {spec.name!r}, e.g. {dup}", fids=dup)
+        raise SchemaError(f"{report.source}: append: {int(known.sum())} ids already exist in {spec.name!r}, "
+                          f"e.g. {dup}", fids=dup)
     versions = np.ones(n, np.int32)
     changed = np.zeros(n, bool)
     unchanged = np.zeros(n, bool)

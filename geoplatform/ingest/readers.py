@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 
 from geoplatform.cube.model import CsvOptions
-from geoplatform.errors import IngestError
+from geoplatform.errors import IngestError, SchemaError
 
 GEOJSON = {".geojson", ".json"}
 GEOJSONSEQ = {".geojsons", ".geojsonl", ".geojsonseq", ".ndjson", ".jsonl"}
@@ -152,7 +152,7 @@ def _features_to_frame(path: Path, feats: list[Any]) -> gpd.GeoDataFrame:
     frame = pd.DataFrame.from_records(props) if props else pd.DataFrame(index=range(0))
     if any(v is not None for v in ids) and "id" not in frame.columns:
         frame["id"] = ids
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.array(geoms, dtype=object), index=frame.index))
+    return _with_geometry(path, frame, np.array(geoms, dtype=object))
 
 
 def _read_csv(path: Path, csv: CsvOptions | None, sep: str) -> gpd.GeoDataFrame:
@@ -189,7 +189,14 @@ def _read_csv(path: Path, csv: CsvOptions | None, sep: str) -> gpd.GeoDataFrame:
             raise IngestError(f"{path}: {len(bad)} rows have missing or non-numeric coordinates, "
                               f"first at row {int(bad[0])}", file=str(path), rows=bad[:20].tolist())
         geoms = shapely.points(xs, ys)
-    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, index=df.index))
+    return _with_geometry(path, df, geoms)
+
+
+def _with_geometry(path: Path, frame: pd.DataFrame, geoms: np.ndarray) -> gpd.GeoDataFrame:
+    if "geometry" in frame.columns:  # the GeoDataFrame would silently overwrite it
+        raise SchemaError(f"{path}: a column is named 'geometry', a name the cube reserves; rename it",
+                          file=str(path), columns=["geometry"])
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index))
 
 
 def _read_geoparquet(path: Path, digest: str | None) -> Source:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import shapely
+from pydantic import ValidationError
 
 from geoplatform.crs import check_in_range, resolve_crs, transform_geometries
 from geoplatform.cube.model import DatasetSpec, Field
@@ -24,9 +25,11 @@ from geoplatform.storage.records import ARROW_TYPES, TS
 
 OnInvalid = Literal["raise", "warn", "fix", "skip"]
 MAX_LISTED = 20
-_TYPE_NAMES = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+# by shapely type id; a LinearRing is a closed LineString (WKB has no ring type, nor has GeoJSON)
+_TYPE_NAMES = np.array(["Point", "LineString", "LineString", "Polygon", "MultiPoint", "MultiLineString",
                         "MultiPolygon", "GeometryCollection"])
 _SINGLE_OF_MULTI = {"MultiPoint": "Point", "MultiLineString": "LineString", "MultiPolygon": "Polygon"}
+_MULTI_OF_SINGLE = {v: k for k, v in _SINGLE_OF_MULTI.items()}
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Problems:
         raise SchemaError(f"{self.where}: {len(self.rows)} problems: {shown}{more}", rows=self.rows)
 
 
-def infer_schema(frame: pd.DataFrame, skip: set[str]) -> tuple[Field, ...]:
+def infer_schema(frame: pd.DataFrame, skip: set[str], where: str = "input") -> tuple[Field, ...]:
     """Field declarations from a frame's columns (used once, at the first ingest)."""
     out = []
     for name in frame.columns:
@@ -77,14 +80,21 @@ def infer_schema(frame: pd.DataFrame, skip: set[str]) -> tuple[Field, ...]:
             t = "datetime"
         else:
             t = _infer_text(s)
-        out.append(Field(name=_column_name(name), type=t))  # type: ignore[arg-type]
+        text = _column_name(name, where)
+        try:
+            out.append(Field(name=text, type=t))  # type: ignore[arg-type]
+        except ValidationError as exc:  # a name the model refuses ("名称", "my col", "_hash")
+            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise SchemaError(f"{where}: column {text!r} cannot be a field: {why}; rename it",
+                              columns=[text]) from None
     return tuple(out)
 
 
-def _column_name(name: Any) -> str:
+def _column_name(name: Any, where: str) -> str:
     text = str(name)
     if text in {"fid", "version", "valid_from", "valid_to", "bbox", "record_from", "dataset"}:
-        raise SchemaError(f"column {text!r} uses a name the cube reserves; rename it or declare it as fid/valid time")
+        raise SchemaError(f"{where}: column {text!r} uses a name the cube reserves; rename it or declare it as "
+                          "fid/valid time", columns=[text])
     return text
 
 
@@ -92,6 +102,8 @@ def _infer_text(s: pd.Series) -> str:
     vals = s.dropna()
     if not len(vals):
         return "string"
+    if all(isinstance(x, (bool, np.bool_)) for x in vals):  # JSON true/false with nulls: an object column
+        return "boolean"
     txt = vals.astype(str)
     num = pd.to_numeric(txt, errors="coerce")
     if num.notna().all():
@@ -128,7 +140,7 @@ def convert_column(values: pd.Series, f: Field, tz: str, problems: Problems) -> 
             mapped = values.astype("string").str.lower().map(lut)
             bad = present & mapped.isna().to_numpy()
             _flag(problems, bad, values, f, "not a boolean (true/false)")
-            arr = pa.array(mapped.tolist(), pa.bool_())
+            arr = pa.array(mapped, pa.bool_(), from_pandas=True)  # missing and bad values as nulls
     elif f.type == "datetime":
         arr = to_utc(values, tz, problems, f.name)
     else:  # date
@@ -246,9 +258,14 @@ def check_geometries(geoms: np.ndarray, spec: DatasetSpec, where: str) -> str:
     return declared
 
 
-def apply_on_invalid(geoms: np.ndarray, policy: OnInvalid, where: str,
-                     ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Returns (geometries, rows kept, report of invalid features)."""
+def apply_on_invalid(geoms: np.ndarray, policy: OnInvalid, where: str, ids: np.ndarray,
+                     geometry_type: str = "Geometry") -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Returns (geometries, rows kept, report of invalid features).
+
+    ``fix`` repairs with ``make_valid``. A repair may turn a single geometry
+    into its multi form (a bow-tie polygon becomes two triangles); that is kept
+    and the caller widens the dataset's type. A repair into anything else, or
+    into nothing, is skipped instead, and the report says so."""
     if policy not in ("raise", "warn", "fix", "skip"):
         raise ValueError(f"on_invalid must be raise, warn, fix or skip, not {policy!r}")
     valid = shapely.is_valid(geoms)
@@ -270,22 +287,48 @@ def apply_on_invalid(geoms: np.ndarray, policy: OnInvalid, where: str,
     else:
         geoms = geoms.copy()
         geoms[bad] = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
-        broken = shapely.is_empty(geoms[bad]) | ~shapely.is_valid(geoms[bad])
+        fixed = geoms[bad]
+        broken = shapely.is_empty(fixed) | ~shapely.is_valid(fixed)
+        if geometry_type != "Geometry":
+            allowed = {geometry_type, _SINGLE_OF_MULTI.get(geometry_type, geometry_type),
+                       _MULTI_OF_SINGLE.get(geometry_type, geometry_type)}
+            broken |= ~np.isin(_TYPE_NAMES[shapely.get_type_id(fixed)], list(allowed))
         keep[bad[broken]] = False
+        for item, gone, g in zip(report, broken, fixed):
+            item["action"] = (f"skipped: the repair is a {g.geom_type if g is not None else 'nothing'}, not a "
+                              f"{geometry_type}") if gone else "fixed"
     return geoms, keep, report
+
+
+def widened_type(geoms: np.ndarray, geometry_type: str) -> str:
+    """``geometry_type``, or its multi form when ``geoms`` holds that."""
+    multi = _MULTI_OF_SINGLE.get(geometry_type)
+    if multi and len(geoms) and (_TYPE_NAMES[shapely.get_type_id(geoms)] == multi).any():
+        return multi
+    return geometry_type
 
 
 def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
+def range_error(exc: CRSError, where: str, source_crs: Any, owner: np.ndarray | None = None) -> CRSError:
+    """``check_in_range``'s error, naming the input and the row (``owner`` of each coordinate) of the first
+    coordinate out of range rather than its position among all coordinates."""
+    first = int(exc.details.get("first_index", 0))
+    row = int(owner[first]) if owner is not None else first
+    text = str(exc).replace(f"first at index {first}:", f"first in row {row}:")
+    return CRSError(f"{where}: coordinates do not fit the source CRS {resolve_crs(source_crs).id}: {text}",
+                    **{**exc.details, "row": row})
+
+
 def to_storage_crs(geoms: np.ndarray, source_crs: Any, spec: DatasetSpec, where: str) -> np.ndarray:
     """Check the coordinates fit their CRS, then convert to the storage CRS."""
-    coords = shapely.get_coordinates(geoms)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
     try:
         check_in_range(coords[:, 0], coords[:, 1], source_crs)
     except CRSError as exc:
-        raise CRSError(f"{where}: coordinates do not fit the source CRS {resolve_crs(source_crs).id}: {exc}") from None
+        raise range_error(exc, where, source_crs, owner) from None
     if resolve_crs(source_crs) == resolve_crs(spec.storage_crs):
         return geoms
     return transform_geometries(geoms, source_crs, spec.storage_crs)

@@ -224,3 +224,46 @@ def test_to_xarray_counts_every_feature_once(cube: gp.Cube, data: dict) -> None:
     np.testing.assert_allclose(lazy.compute().values, grid.values)
     with pytest.raises(InvalidParameterValue, match="not numeric"):
         cube.to_xarray("obs", resolution=0.1, agg="sum", variable="kind")
+
+
+@pytest.mark.parametrize("text,json_filter,expect", [
+    ("value > 60 AND kind = 'air'", {"op": "and", "args": [{"op": ">", "args": [{"property": "value"}, 60]},
+                                                          {"op": "=", "args": [{"property": "kind"}, "air"]}]},
+     lambda d: (d["value"] > 60) & (d["kind"] == "air")),
+    ("kind IN ('water', 'noise') AND sensor BETWEEN 10 AND 20", None,
+     lambda d: d["kind"].isin(["water", "noise"]) & d["sensor"].between(10, 20)),
+    ("kind LIKE 'w%'", {"op": "like", "args": [{"property": "kind"}, "w%"]}, lambda d: d["kind"] == "water"),
+    ("NOT (value <= 50)", None, lambda d: d["value"] > 50),
+    ("T_INTERSECTS(datetime, INTERVAL('2025-02-01T00:00:00Z', '2025-02-03T00:00:00Z'))", None,
+     lambda d: (d["t"] >= pd.Timestamp("2025-02-01T00:00:00Z")) & (d["t"] <= pd.Timestamp("2025-02-03T00:00:00Z"))),
+])
+def test_cql2_filters_match_pandas(cube: gp.Cube, data: dict, text: str, json_filter: dict | None, expect) -> None:  # type: ignore[no-untyped-def]
+    obs = data["obs"]
+    want = int(expect(obs).sum())
+    assert want > 0
+    assert cube.count("obs", filter=text) == want
+    assert len(cube.query("obs", filter=text)) == want
+    if json_filter is not None:
+        assert cube.count("obs", filter=json_filter, filter_lang="cql2-json") == want
+
+
+def test_cql2_spatial_filter_with_and_without_bbox(cube: gp.Cube, data: dict) -> None:
+    zones = data["zones"]
+    area = shapely.Point(108.95, 34.25).buffer(0.03)
+    want = set(zones.loc[zones.intersects(area), "zone_id"])
+    f = f"S_INTERSECTS(geometry, {area.wkt})"
+    assert _ids(cube.query("zones", filter=f)) == want
+    assert cube.count("zones", filter=f) == len(want)
+    # a bbox that only partly overlaps the filter's area: both must hold, each on its own
+    box = (108.90, 34.20, 108.95, 34.26)
+    both = set(zones.loc[zones.intersects(area) & zones.intersects(shapely.box(*box)), "zone_id"])
+    assert _ids(cube.query("zones", filter=f, bbox=box)) == both
+
+
+def test_cql2_errors_are_filter_errors(cube: gp.Cube) -> None:
+    with pytest.raises(gp.errors.FilterError, match="nope"):
+        cube.query("obs", filter="nope > 3")
+    with pytest.raises(gp.errors.FilterError):
+        cube.query("obs", filter="value > ")
+    with pytest.raises(gp.errors.FilterError):
+        cube.query("obs", filter="kind = 'x'; DROP TABLE datasets; --")
