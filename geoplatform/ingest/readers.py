@@ -203,10 +203,10 @@ def _read_geoparquet(path: Path, digest: str | None) -> Source:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several kinds for damaged files
         raise IngestError(f"{path}: not a readable Parquet file: {exc}", file=str(path)) from None
-    meta = (table.schema.metadata or {}).get(b"geo")
+    meta = (schema.metadata or {}).get(b"geo")
     if meta is None:
         raise IngestError(f"{path}: a Parquet file without GeoParquet 'geo' metadata", file=str(path))
     try:
@@ -218,15 +218,21 @@ def _read_geoparquet(path: Path, digest: str | None) -> Source:
     if col.get("encoding", "WKB").upper() != "WKB":
         raise IngestError(f"{path}: geometry encoding {col.get('encoding')!r} is not supported (WKB)",
                           file=str(path))
+    # The bbox covering is recomputed on ingest: do not spend time reading it.
+    covering = {path_[0] for path_ in (col.get("covering", {}).get("bbox", {}) or {}).values()
+                if isinstance(path_, list) and path_}
+    columns = [n for n in schema.names if n not in covering]
+    try:
+        table = pq.read_table(path, columns=columns)
+    except Exception as exc:  # pyarrow raises several kinds for damaged files
+        raise IngestError(f"{path}: not a readable Parquet file: {exc}", file=str(path)) from None
     # GeoParquet: a missing crs means OGC:CRS84; an explicit null means unknown.
     crs = col["crs"] if "crs" in col else "OGC:CRS84"
     if isinstance(crs, dict):
         import pyproj
 
         crs = pyproj.CRS.from_json_dict(crs)
-    covering = {c for c in ("bbox",) if c in table.column_names and "covering" in col}
-    attrs = table.drop_columns([name, *covering])
-    frame = attrs.to_pandas(types_mapper=None)
+    frame = table.drop_columns([name]).to_pandas(types_mapper=None)
     return Source(frame, table.column(name), crs, str(path), digest)
 
 
