@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,12 +115,33 @@ class CatalogDB:
                                       isolation_level=None, check_same_thread=False)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open store catalog {self.path}: {exc}") from exc
-            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            self._use_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA foreign_keys=ON")
-            con.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
             self._local.con = con
         return con
+
+    def _use_wal(self, con: sqlite3.Connection) -> None:
+        """Switch the catalog to WAL (kept in the file, so once per store).
+
+        The switch needs a lock that SQLite does not wait for: when several
+        processes open a new store at once, the losers get "database is
+        locked" (or keep the old mode) at once, so retry until the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                if con.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                    return
+                problem = "the catalog would not switch to WAL mode"
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"cannot open store catalog {self.path}: {exc}") from exc
+                problem = str(exc)
+            if time.monotonic() > deadline:
+                raise StoreError(f"cannot open store catalog {self.path}: {problem}")
+            time.sleep(0.01)
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

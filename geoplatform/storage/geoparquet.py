@@ -87,6 +87,15 @@ def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarra
     return by_time[np.argsort(packed[by_time], kind="stable")]
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class GeoParquetBackend(StorageBackend):
     """Datasets as GeoParquet files in a folder; no server needed."""
 
@@ -189,9 +198,12 @@ class GeoParquetBackend(StorageBackend):
         keys = curve.index((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0)
         vf = records.times_us(table.column("valid_from"), MIN_US)
         vt = records.times_us(table.column("valid_to"), MAX_US)
-        part = bins.bin_ids(vf) if spec.time_partition != "none" else np.zeros(len(table), np.int64)
+        part = np.zeros(len(table), np.int64)
         if spec.time_partition != "none":
-            part = np.where(vf == MIN_US, np.iinfo(np.int64).min, part)
+            # An open start (null valid_from) has no bin: it goes to the "open" partition.
+            opened = vf == MIN_US
+            part[opened] = np.iinfo(np.int64).min
+            part[~opened] = bins.bin_ids(vf[~opened])
         order = _sort_order(part, keys, vf)
         part = part[order]
         table = table.take(pa.array(order))
@@ -200,7 +212,6 @@ class GeoParquetBackend(StorageBackend):
         cuts = np.flatnonzero(np.diff(part)) + 1
         starts = np.concatenate([[0], cuts])
         ends = np.concatenate([cuts, [len(table)]])
-        geo_meta = records.geo_metadata(spec, table, bbox)
         jobs = []
         for s, e in zip(starts, ends):
             label = "open" if part[s] == np.iinfo(np.int64).min else bins.bin_label(int(part[s]))
@@ -209,28 +220,37 @@ class GeoParquetBackend(StorageBackend):
                 jobs.append((label, fs, fe))
         # Parquet encoding releases the GIL: write partitions side by side.
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            return list(pool.map(
+            files = list(pool.map(
                 lambda j: self._write_one(ds, j[0], table.slice(j[1], j[2] - j[1]), bbox[:, j[1]:j[2]],
-                                          vf[j[1]:j[2]], vt[j[1]:j[2]], geo_meta), jobs))
+                                          vf[j[1]:j[2]], vt[j[1]:j[2]]), jobs))
+        if self.settings.fsync:
+            # The renames and new partition folders too, or a committed snapshot
+            # could name a file whose directory entry a power cut lost.
+            base = self.root / "data" / ds.name
+            for d in sorted({base / label for label, _, _ in jobs} | {base, base.parent}):
+                _fsync(d)
+        return files
 
     def _write_one(self, ds: DatasetRow, label: str, table: pa.Table, bbox: np.ndarray,
-                   vf: np.ndarray, vt: np.ndarray, geo_meta: bytes) -> dict[str, Any]:
+                   vf: np.ndarray, vt: np.ndarray) -> dict[str, Any]:
         rel = Path("data") / ds.name / label / f"{uuid.uuid4().hex}.parquet"
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        table = table.replace_schema_metadata({b"geo": geo_meta})
+        # The 'geo' key describes this file (its own bbox and geometry types). It is
+        # added to the footer directly: with store_schema=False, pyarrow drops the
+        # table's schema metadata.
+        geo_meta = records.geo_metadata(ds.spec, table, bbox)
         tmp = path.with_suffix(".parquet.tmp")
         rgs = self.settings.row_group_size
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        pq.write_table(table, tmp, row_group_size=rgs, compression="zstd",
-                       compression_level=self.settings.compression_level, use_dictionary=strings,
-                       write_statistics=["fid", "version", "valid_from", "valid_to"], store_schema=False)
+        with pq.ParquetWriter(tmp, table.schema, compression="zstd",
+                              compression_level=self.settings.compression_level, use_dictionary=strings,
+                              write_statistics=["fid", "version", "valid_from", "valid_to"],
+                              store_schema=False) as out:
+            out.write_table(table, row_group_size=rgs)
+            out.add_key_value_metadata({b"geo": geo_meta})
         if self.settings.fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(tmp)
         os.replace(tmp, path)
         n = len(table)
         offsets = np.arange(0, n, rgs)
@@ -379,7 +399,9 @@ class GeoParquetBackend(StorageBackend):
         idx = {int(k): int(s) for k, s in zip(key, m.retired_snapshot)}
         ended = [idx.get(int(v)) for v in loc]
         t = t.append_column("record_to", pa.array(ended, pa.int64())).drop_columns(["_loc"])
-        return t.sort_by([("version", "ascending")])
+        # In record-time order: a feature deleted and loaded again starts a new
+        # version sequence, so version alone does not order its history.
+        return t.sort_by([("record_from", "ascending"), ("version", "ascending")])
 
     def stats(self, name: str, snapshot: int) -> DatasetStats:
         ds = self.db.dataset(name)

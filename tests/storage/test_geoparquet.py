@@ -1,0 +1,287 @@
+"""The GeoParquet backend: the storage contract, and what its files must be."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyogrio
+import pyproj
+import pytest
+import shapely
+
+import geoplatform.storage.geoparquet as gpq
+from geoplatform.cube.cube import Cube, open_cube
+from geoplatform.cube.times import MIN_US
+from geoplatform.index import HilbertCurve2D
+from geoplatform.settings import Settings
+from geoplatform.storage.geoparquet import GeoParquetBackend
+from tests.storage.contract import POINTS, SPANS, StorageContract, points_frame, spec, triangles_frame
+
+_GEOMETRY_TYPE = re.compile(r"^(GeometryCollection|(Multi)?(Point|LineString|Polygon))( Z)?$")
+
+
+def backend(cube: Cube) -> GeoParquetBackend:
+    assert isinstance(cube.backend, GeoParquetBackend)
+    return cube.backend
+
+
+def data_files(root: Path) -> list[Path]:
+    """Every file under the store's data/ folder, whatever its name."""
+    return sorted(p for p in (root / "data").rglob("*") if p.is_file())
+
+
+def catalog_paths(cube: Cube) -> set[str]:
+    return {r[0] for r in backend(cube).db.con.execute("SELECT path FROM files")}
+
+
+class TestGeoParquet(StorageContract):
+    def make_cube(self, tmp_path: Path, settings: Settings | None = None) -> Cube:
+        return open_cube(tmp_path / "store", settings=settings or self.settings, backend="geoparquet")
+
+    @pytest.fixture
+    def populated(self, tmp_path: Path) -> Any:
+        """Points over six months with updates and deletes; polygons with
+        open-started intervals; several files per partition."""
+        cube = self.make_cube(tmp_path)
+        cube.create_dataset(POINTS)
+        cube.create_dataset(SPANS)
+        base = points_frame(20_000, seed=1)
+        cube.ingest("pts", base)
+        upd = base.iloc[::7].copy()
+        upd["v"] = upd["v"] * 2
+        cube.ingest("pts", pd.concat([upd, points_frame(3000, seed=2, start=20_000)], ignore_index=True))
+        cube.delete_features("pts", [f"f{i}" for i in range(1, 2000, 3)])
+        cube.ingest("spans", triangles_frame(6000, seed=3))
+        yield cube
+        cube.close()
+
+    # the files --------------------------------------------------------------------
+    def test_data_files_are_geoparquet_1_1(self, populated: Cube) -> None:
+        files = data_files(backend(populated).root)
+        assert len(files) >= 10 and all(p.suffix == ".parquet" for p in files)
+        for path in files:
+            schema = pq.read_schema(path)
+            geo = json.loads(schema.metadata[b"geo"])
+            assert geo["version"] == "1.1.0" and geo["primary_column"] == "geometry"
+            assert set(geo["columns"]) == {"geometry"}
+            col = geo["columns"]["geometry"]
+            assert col["encoding"] == "WKB"
+            assert schema.field("geometry").type == pa.binary()
+            crs = pyproj.CRS.from_json_dict(col["crs"])
+            assert crs.to_epsg() == 4490 and col["crs"]["id"] == {"authority": "EPSG", "code": 4490}
+            # The bbox covering: a root struct column of doubles, declared in 'geo'.
+            assert col["covering"] == {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}}
+            bbox_type = schema.field("bbox").type
+            assert pa.types.is_struct(bbox_type)
+            assert [(f.name, f.type) for f in bbox_type] == [(k, pa.float64()) for k in ("xmin", "ymin", "xmax", "ymax")]
+            t = pq.read_table(path)
+            geoms = shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False))
+            b = t.column("bbox").combine_chunks()
+            covering = np.c_[[b.field(k).to_numpy() for k in ("xmin", "ymin", "xmax", "ymax")]].T
+            np.testing.assert_array_equal(covering, shapely.bounds(geoms))
+            # File-level metadata describes this file's geometries.
+            types = sorted(set(shapely.get_type_id(geoms).tolist()))
+            names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
+                     6: "MultiPolygon", 7: "GeometryCollection"}
+            assert col["geometry_types"] == sorted(names[i] for i in types)
+            assert all(_GEOMETRY_TYPE.match(g) for g in col["geometry_types"])
+            np.testing.assert_array_equal(col["bbox"], shapely.total_bounds(geoms), err_msg=str(path))
+            # Timestamps keep their UTC zone without an arrow schema in the file.
+            assert schema.field("valid_from").type == pa.timestamp("us", tz="UTC")
+
+    def test_geopandas_reads_files_as_they_are(self, populated: Cube) -> None:
+        rng = np.random.default_rng(5)
+        for path in data_files(backend(populated).root):
+            gdf = gpd.read_parquet(path)
+            raw = pq.read_table(path)
+            assert isinstance(gdf, gpd.GeoDataFrame) and gdf.geometry.name == "geometry"
+            assert gdf.crs is not None and gdf.crs.to_epsg() == 4490
+            assert len(gdf) == raw.num_rows
+            wkb = shapely.from_wkb(raw.column("geometry").to_numpy(zero_copy_only=False))
+            assert shapely.equals_exact(gdf.geometry.to_numpy(), wkb, tolerance=0).all()
+            assert gdf["fid"].tolist() == raw.column("fid").to_pylist()
+            # geopandas filters on the declared covering: the same rows as brute force.
+            x0, y0, x1, y1 = shapely.total_bounds(wkb)
+            cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+            q = (cx - 0.05, cy - 0.05, cx + 0.05, cy + 0.05)
+            sub = gpd.read_parquet(path, bbox=q)
+            want = set(np.asarray(raw.column("fid").to_pylist())[shapely.intersects(wkb, shapely.box(*q))])
+            assert set(sub["fid"]) == want
+
+    def test_pyogrio_reads_files_as_they_are(self, populated: Cube) -> None:
+        if "Parquet" not in pyogrio.list_drivers():
+            pytest.skip(f"pyogrio's GDAL {pyogrio.__gdal_version_string__} was built without the Parquet driver")
+        for path in data_files(backend(populated).root):
+            gdf = pyogrio.read_dataframe(path)
+            raw = pq.read_table(path)
+            assert gdf.crs is not None and gdf.crs.to_epsg() == 4490
+            assert len(gdf) == raw.num_rows
+            wkb = shapely.from_wkb(raw.column("geometry").to_numpy(zero_copy_only=False))
+            assert shapely.equals_exact(gdf.geometry.to_numpy(), wkb, tolerance=0).all()
+
+    def test_rows_sorted_by_hilbert_key_then_time(self, populated: Cube) -> None:
+        be = backend(populated)
+        for name in ("pts", "spans"):
+            ds = be.db.dataset(name)
+            curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
+            paths = [be.root / p for (p,) in be.db.con.execute("SELECT path FROM files WHERE dataset_id=?", (ds.id,))]
+            assert len(paths) >= 3
+            for path in paths:
+                t = pq.read_table(path, columns=["bbox", "valid_from"])
+                b = t.column("bbox").combine_chunks()
+                cx = (b.field("xmin").to_numpy() + b.field("xmax").to_numpy()) / 2
+                cy = (b.field("ymin").to_numpy() + b.field("ymax").to_numpy()) / 2
+                key = curve.index(cx, cy).astype(np.uint64)
+                vf = t.column("valid_from").cast(pa.int64()).fill_null(MIN_US).to_numpy()
+                order = np.lexsort((vf, key))
+                np.testing.assert_array_equal(order, np.arange(len(key)), err_msg=str(path))
+                assert (np.diff(key.astype(np.float64)) >= 0).all()
+
+    def test_row_groups_size_compression_and_catalog(self, populated: Cube) -> None:
+        be = backend(populated)
+        rgs = self.settings.row_group_size
+        con = be.db.con
+        files = con.execute("SELECT id, path, rows, bytes, xmin, ymin, xmax, ymax FROM files").fetchall()
+        assert sum(f[2] for f in files) > 20_000
+        for fid, rel, rows, nbytes, *bounds in files:
+            path = be.root / rel
+            md = pq.read_metadata(path)
+            assert md.num_rows == rows <= self.settings.max_file_rows
+            assert path.stat().st_size == nbytes
+            sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+            assert sizes == [rgs] * (len(sizes) - 1) + [rows - rgs * (len(sizes) - 1)]
+            assert 0 < sizes[-1] <= rgs
+            for i in range(md.num_row_groups):
+                rg = md.row_group(i)
+                assert {rg.column(j).compression for j in range(rg.num_columns)} == {"ZSTD"}
+            # The catalog's row groups are the file's, with bounds that hold their rows.
+            cat = con.execute("SELECT rg, row_offset, rows, xmin, ymin, xmax, ymax, tmin, tmax FROM row_groups"
+                              " WHERE file_id=? ORDER BY rg", (fid,)).fetchall()
+            assert [c[0] for c in cat] == list(range(md.num_row_groups))
+            assert [c[2] for c in cat] == sizes
+            assert [c[1] for c in cat] == list(np.cumsum([0, *sizes[:-1]]))
+            t = pq.read_table(path, columns=["bbox", "valid_from", "valid_to"])
+            b = t.column("bbox").combine_chunks()
+            arr = np.c_[[b.field(k).to_numpy() for k in ("xmin", "ymin", "xmax", "ymax")]].T
+            vf = t.column("valid_from").cast(pa.int64()).fill_null(MIN_US).to_numpy()
+            vt = t.column("valid_to").cast(pa.int64()).fill_null(np.iinfo(np.int64).max).to_numpy()
+            for _, off, n, x0, y0, x1, y1, t0, t1 in cat:
+                part = arr[off:off + n]
+                assert (x0, y0, x1, y1) == (part[:, 0].min(), part[:, 1].min(), part[:, 2].max(), part[:, 3].max())
+                assert (t0, t1) == (vf[off:off + n].min(), vt[off:off + n].max())
+            assert tuple(bounds) == (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
+
+    # pruning ----------------------------------------------------------------------
+    def test_small_query_opens_only_intersecting_files(self, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        cube = self.make_cube(tmp_path)
+        cube.create_dataset(spec(POINTS, time_partition="none"))
+        # Nine ingests, each in its own cell of a 3x3 grid: nine files, apart in space.
+        for k in range(9):
+            f = points_frame(2500, seed=100 + k, start=2500 * k)
+            xy = shapely.get_coordinates(f.geometry.to_numpy())
+            gx, gy = k % 3, k // 3
+            xy = np.c_[116.0 + (gx + (xy[:, 0] - 116.0)) / 3, 39.5 + (gy + (xy[:, 1] - 39.5)) / 3]
+            f["geometry"] = shapely.points(xy)
+            cube.ingest("pts", f)
+        be = backend(cube)
+        con = be.db.con
+        all_files = {r[0] for r in con.execute("SELECT path FROM files")}
+        assert len(all_files) == 9
+        opened: list[str] = []
+        real = pq.ParquetFile
+
+        def counting(source: Any, *a: Any, **kw: Any) -> pq.ParquetFile:
+            opened.append(Path(source).relative_to(be.root).as_posix())
+            return real(source, *a, **kw)
+
+        read_groups: list[int] = []
+        real_read = GeoParquetBackend._read
+
+        def counting_read(self_: GeoParquetBackend, m: Any, sel: np.ndarray, *a: Any, **kw: Any) -> Any:
+            read_groups.append(len(sel))
+            return real_read(self_, m, sel, *a, **kw)
+
+        monkeypatch.setattr(gpq.pq, "ParquetFile", counting)
+        monkeypatch.setattr(GeoParquetBackend, "_read", counting_read)
+        rng = np.random.default_rng(7)
+        for _ in range(10):
+            cx, cy = rng.uniform(116.05, 116.95), rng.uniform(39.55, 40.45)
+            q = (cx - 0.01, cy - 0.01, cx + 0.01, cy + 0.01)
+            opened.clear()
+            read_groups.clear()
+            n = cube.count("pts", bbox=q)
+            meets = {r[0] for r in con.execute(
+                "SELECT path FROM files WHERE xmax>=? AND xmin<=? AND ymax>=? AND ymin<=?", (q[0], q[2], q[1], q[3]))}
+            groups = con.execute(
+                "SELECT count(*), count(DISTINCT f.path) FROM row_groups r JOIN files f ON f.id=r.file_id"
+                " WHERE r.xmax>=? AND r.xmin<=? AND r.ymax>=? AND r.ymin<=?", (q[0], q[2], q[1], q[3])).fetchone()
+            assert set(opened) <= meets and len(meets) <= 4, (q, opened, meets)
+            assert len(set(opened)) == groups[1] and sum(read_groups) == groups[0]
+            assert groups[0] <= 0.4 * con.execute("SELECT count(*) FROM row_groups").fetchone()[0]
+            if n:
+                assert opened
+        # A box that meets no file's bbox opens nothing.
+        opened.clear()
+        assert cube.count("pts", bbox=(120.0, 30.0, 120.1, 30.1)) == 0
+        assert opened == []
+        cube.close()
+
+    def test_time_query_opens_only_its_partitions(self, populated: Cube, monkeypatch: pytest.MonkeyPatch) -> None:
+        be = backend(populated)
+        opened: list[str] = []
+        real = pq.ParquetFile
+
+        def counting(source: Any, *a: Any, **kw: Any) -> pq.ParquetFile:
+            opened.append(Path(source).relative_to(be.root).as_posix())
+            return real(source, *a, **kw)
+
+        monkeypatch.setattr(gpq.pq, "ParquetFile", counting)
+        n = populated.count("pts", datetime="2024-03-05T00:00:00Z/2024-03-20T00:00:00Z")
+        assert n > 0
+        assert opened and all(p.startswith("data/pts/2024-03/") for p in opened)
+
+    # leftovers ----------------------------------------------------------------------
+    def test_writer_sweeps_leftovers_of_its_dataset(self, populated: Cube) -> None:
+        be = backend(populated)
+        root = be.root
+        stray = [root / "data/pts/2024-02/deadbeef.parquet.tmp", root / "data/pts/2024-09/cafe.parquet",
+                 root / "data/pts/orphan.parquet"]
+        other = root / "data/spans/2024-02/other.parquet.tmp"
+        for p in [*stray, other]:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"half a file")
+        populated.query("pts", bbox=(116.0, 39.5, 116.1, 39.6))  # readers leave them be
+        assert all(p.exists() for p in stray)
+        populated.ingest("pts", points_frame(10, seed=9, start=90_000))
+        assert not any(p.exists() for p in stray)
+        assert other.exists()  # another dataset's leftovers wait for its own writer
+        populated.ingest("spans", triangles_frame(10, seed=9).assign(id=lambda d: "q" + d["id"]))
+        assert {p.relative_to(root).as_posix() for p in data_files(root)} == catalog_paths(populated)
+
+    def test_drop_removes_files(self, populated: Cube) -> None:
+        root = backend(populated).root
+        n_pts = populated.stats("pts").files
+        before = data_files(root)
+        populated.drop_dataset("pts")
+        after = data_files(root)
+        assert len(before) - len(after) == n_pts
+        assert not (root / "data" / "pts").exists() or not any((root / "data" / "pts").rglob("*.parquet"))
+        assert {p.relative_to(root).as_posix() for p in after} == catalog_paths(populated)
+
+    def test_reopen_sees_the_same_store(self, populated: Cube, tmp_path: Path) -> None:
+        want = populated.query("pts", output="arrow").sort_by("fid")
+        snaps = populated.snapshots("pts")
+        populated.close()
+        again = self.make_cube(tmp_path)
+        assert again.snapshots("pts") == snaps
+        assert again.query("pts", output="arrow").sort_by("fid").equals(want)
+        again.close()
