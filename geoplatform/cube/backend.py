@@ -80,6 +80,11 @@ class DatasetWriter(ABC):
         ``parent`` (only those whose fid is in ``fids`` when given)."""
 
     @abstractmethod
+    def last_versions(self, fids: pa.Array) -> pa.Table:
+        """``fid`` and the highest ``version`` each of ``fids`` ever had, ended
+        or not (a feature loaded again after a delete continues its numbering)."""
+
+    @abstractmethod
     def allocate_fids(self, n: int) -> int:
         """Reserve ``n`` store-assigned ids; returns the first."""
 

@@ -256,6 +256,15 @@ def _version(w: Any, spec: DatasetSpec, table: pa.Table, mode: Mode,
         changed[rows[~same]] = True
         versions[rows[~same]] = prev["version"].to_numpy()[~same] + 1
         retire.extend(prev["_loc"].to_numpy()[~same].tolist())
+    fresh = ~known
+    if fresh.any():
+        # ids the dataset held before (deleted since) continue their numbering
+        past = w.last_versions(pa.array(inp.index[fresh], pa.string())).to_pandas().set_index("fid")["version"]
+        if len(past):
+            rows = inp.to_numpy()[fresh]
+            prior = past.reindex(inp.index[fresh]).to_numpy()
+            had = ~np.isnan(prior.astype(float))
+            versions[rows[had]] = prior[had].astype(np.int64) + 1
     if mode == "replace":
         gone = ~cur.index.isin(inp.index)
         retire.extend(cur["_loc"].to_numpy()[gone].tolist())

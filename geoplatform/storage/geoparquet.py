@@ -69,6 +69,11 @@ class _Manifest:
     retired_row: np.ndarray
     retired_snapshot: np.ndarray
 
+    def without_retirements(self) -> "_Manifest":
+        """The same files with every row visible: for history, ended rows included."""
+        none = np.empty(0, np.int64)
+        return _Manifest(**{**self.__dict__, "retired_file": none, "retired_row": none, "retired_snapshot": none})
+
 
 def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarray:
     """Order by partition, then Hilbert key, then valid time.
@@ -391,9 +396,7 @@ class GeoParquetBackend(StorageBackend):
         fid_value = records.coerce_fid(ds.spec, fid)
         everything = ScanRequest(snapshot=m.head, arrow_filter=pc.field("fid") == fid_value)
         # Read retired rows too: history is every version the store ever held.
-        bare = _Manifest(**{**m.__dict__, "retired_file": np.empty(0, np.int64),
-                            "retired_row": np.empty(0, np.int64), "retired_snapshot": np.empty(0, np.int64)})
-        t = self._scan(ds, bare, everything, with_positions=True)
+        t = self._scan(ds, m.without_retirements(), everything, with_positions=True)
         loc = t.column("_loc").to_numpy()
         key = (m.retired_file << 32) | m.retired_row
         idx = {int(k): int(s) for k, s in zip(key, m.retired_snapshot)}
@@ -436,6 +439,14 @@ class _Writer(DatasetWriter):
         req = ScanRequest(snapshot=self.parent, columns=("_hash",), arrow_filter=flt, with_geometry=False)
         t = be._scan(self.ds, m, req, with_positions=True)
         return t.select(["fid", "version", "_hash", "_loc"])
+
+    def last_versions(self, fids: pa.Array) -> pa.Table:
+        be = self.backend
+        m = be._manifest(self.ds).without_retirements()
+        req = ScanRequest(snapshot=self.parent, columns=(), arrow_filter=pc.field("fid").isin(fids),
+                          with_geometry=False)
+        t = be._scan(self.ds, m, req, with_positions=False)
+        return t.group_by("fid").aggregate([("version", "max")]).rename_columns(["fid", "version"])
 
     def allocate_fids(self, n: int) -> int:
         return self.backend.db.allocate_fids(self.ds.id, n)

@@ -134,3 +134,13 @@ def test_instants_store_valid_to_equal_to_valid_from(tmp_path) -> None:
     out = cube.query("inc")
     assert (out["valid_from"] == out["valid_to"]).all()
     assert cube.count("inc", datetime="2025-01-01T11:00:00Z") == 1
+
+
+def test_a_feature_loaded_again_after_a_delete_continues_its_versions(cube: gp.Cube) -> None:
+    cube.ingest("parcels", parcels({"P1": 30, "P2": 40}))
+    cube.delete_features("parcels", ["P1"])
+    r = cube.ingest("parcels", parcels({"P1": 33, "P2": 40}))
+    assert r.rows_added == 1
+    h = cube.history("parcels", "P1")
+    assert h["version"].tolist() == [1, 2]
+    assert cube.query("parcels").set_index("fid").loc["P1", "version"] == 2
