@@ -92,6 +92,15 @@ def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarra
     return by_time[np.argsort(packed[by_time], kind="stable")]
 
 
+#: Columns the first phase of a selective read decodes.
+_FILTER_COLUMNS = ("bbox", "valid_from", "valid_to")
+
+
+def _positions(m: _Manifest, pick: np.ndarray) -> np.ndarray:
+    """Row numbers within their file of the rows of row groups ``pick``."""
+    return np.concatenate([np.arange(o, o + n) for o, n in zip(m.rg_offset[pick], m.rg_rows[pick])])
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's data, or a folder's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -343,29 +352,65 @@ class GeoParquetBackend(StorageBackend):
             self._metadata[rel] = md
         return md
 
-    def _read(self, m: _Manifest, sel: np.ndarray, columns: list[str], snapshot: int,
+    def _read(self, m: _Manifest, sel: np.ndarray, columns: list[str], request: ScanRequest,
               with_positions: bool) -> list[tuple[int, pa.Table]]:
-        """Read the selected row groups, file by file, adding ``_loc`` where needed."""
+        """Read the selected row groups, file by file, adding ``_loc`` where needed.
+
+        With a bbox or time filter the read has two phases: the bbox and time
+        columns of every selected row group first, then the other columns of
+        only the row groups that hold a match. Decoding dominates a small
+        query, and a row group whose bbox meets the query box often holds no
+        row that does.
+        """
         out = []
         files = m.rg_file[sel]
+        selective = request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
         for fid in np.unique(files):
             pick = sel[files == fid]
             rel = m.file_paths[int(fid)]
             pf = pq.ParquetFile(self.root / rel, metadata=self._file_metadata(rel))
-            t = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=columns, use_threads=True)
             retired_here = m.retired_file == fid
-            if with_positions or retired_here.any():
-                pos = np.concatenate([np.arange(o, o + n) for o, n in zip(m.rg_offset[pick], m.rg_rows[pick])])
+            need_pos = with_positions or bool(retired_here.any())
+            if selective:
+                t, pos = self._read_two_phase(pf, m, pick, columns, request, need_pos)
+            else:
+                t = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=columns, use_threads=True)
+                pos = _positions(m, pick) if need_pos else None
+            if pos is not None:
                 loc = (np.int64(fid) << 32) | pos
                 if retired_here.any():
-                    gone = m.retired_row[retired_here & (m.retired_snapshot <= snapshot)]
+                    gone = m.retired_row[retired_here & (m.retired_snapshot <= request.snapshot)]
                     keep = ~np.isin(pos, gone)
                     if not keep.all():
                         t = t.filter(pa.array(keep))
                         loc = loc[keep]
                 t = t.append_column("_loc", pa.array(loc, pa.int64()))
-            out.append((int(m.file_snapshot[int(fid)]), t))
+            if len(t):
+                out.append((int(m.file_snapshot[int(fid)]), t))
         return out
+
+    def _read_two_phase(self, pf: pq.ParquetFile, m: _Manifest, pick: np.ndarray, columns: list[str],
+                        request: ScanRequest, need_pos: bool) -> tuple[pa.Table, np.ndarray | None]:
+        keys = [c for c in _FILTER_COLUMNS if c in columns]
+        rest = [c for c in columns if c not in keys]
+        t1 = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=keys, use_threads=True)
+        mask = records.row_mask(t1, request)
+        sizes = m.rg_rows[pick]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        hit = np.add.reduceat(mask, starts) > 0 if len(mask) else np.zeros(0, bool)
+        if not hit.any():
+            return t1.schema.empty_table(), (np.empty(0, np.int64) if need_pos else None)
+        rows = np.concatenate([np.arange(a, a + n) for a, n, h in zip(starts, sizes, hit) if h])
+        keep = mask[rows]
+        t1 = t1.take(pa.array(rows[keep]))
+        if rest:
+            t2 = pf.read_row_groups([int(i) for i in m.rg_index[pick[hit]]], columns=rest, use_threads=True)
+            t2 = t2.filter(pa.array(keep))
+            t = pa.table({c: (t1.column(c) if c in keys else t2.column(c)) for c in columns})
+        else:
+            t = t1.select(columns)
+        pos = _positions(m, pick)[rows[keep]] if need_pos else None
+        return t, pos
 
     def scan(self, name: str, request: ScanRequest) -> pa.Table:
         ds = self.db.dataset(name)
@@ -386,9 +431,12 @@ class GeoParquetBackend(StorageBackend):
         schema = records.storage_schema(ds.spec, columns)
         if not len(sel):
             return records.finish_scan([], schema, with_positions)
-        parts = self._read(m, sel, columns, snap, with_positions)
+        parts = self._read(m, sel, columns, request, with_positions)
+        # A selective read has applied the bbox and time test already.
+        selective = request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
         return records.finish_scan(
-            [(s, records.exact_filter(t, request)) for s, t in parts], schema, with_positions)
+            [(s, records.exact_filter(t, request, bbox_time=not selective)) for s, t in parts], schema,
+            with_positions)
 
     def history(self, name: str, fid: Any) -> pa.Table:
         ds = self.db.dataset(name)

@@ -83,9 +83,7 @@ def times_us(col: pa.ChunkedArray, null_as: int) -> np.ndarray:
     return arr.to_numpy()
 
 
-def exact_filter(table: pa.Table, request: ScanRequest) -> pa.Table:
-    """The residual of row-group pruning: bbox intersection (on the bbox
-    covering, exact for points), valid-time overlap and the attribute filter."""
+def _bbox_time_expr(request: ScanRequest) -> pc.Expression | None:
     expr = None
     if request.bbox is not None:
         x0, y0, x1, y1 = request.bbox
@@ -97,6 +95,31 @@ def exact_filter(table: pa.Table, request: ScanRequest) -> pa.Table:
     if request.t_min != MIN_US:
         e = pc.field("valid_to").is_null() | (pc.field("valid_to") >= pa.scalar(request.t_min, TS))
         expr = e if expr is None else expr & e
+    return expr
+
+
+def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
+    """Which rows meet the bbox and the time interval (numpy, for the two-phase read)."""
+    n = len(table)
+    mask = np.ones(n, bool)
+    if request.bbox is not None:
+        x0, y0, x1, y1 = request.bbox
+        b = table.column("bbox").combine_chunks() if n else None
+        if b is not None:
+            get = lambda k: b.field(k).to_numpy(zero_copy_only=False)  # noqa: E731
+            mask &= (get("xmax") >= x0) & (get("xmin") <= x1) & (get("ymax") >= y0) & (get("ymin") <= y1)
+    if request.t_max != MAX_US:
+        mask &= times_us(table.column("valid_from"), MIN_US) <= request.t_max
+    if request.t_min != MIN_US:
+        mask &= times_us(table.column("valid_to"), MAX_US) >= request.t_min
+    return mask
+
+
+def exact_filter(table: pa.Table, request: ScanRequest, *, bbox_time: bool = True) -> pa.Table:
+    """The residual of row-group pruning: bbox intersection (on the bbox
+    covering, exact for points), valid-time overlap (unless ``bbox_time`` is
+    False because the read applied it already) and the attribute filter."""
+    expr = _bbox_time_expr(request) if bbox_time else None
     if request.arrow_filter is not None:
         expr = request.arrow_filter if expr is None else expr & request.arrow_filter
     if request.fids is not None:
