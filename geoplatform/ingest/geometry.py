@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geoplatform.crs import check_in_range, resolve_crs, transform_xy
@@ -61,6 +62,18 @@ def points_to_wkb(x: np.ndarray, y: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
 
 
+def _is_iso_wkb(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every value's header is ISO WKB (no EWKB SRID or Z/M flag bits)."""
+    heads = pc.unique(pc.binary_slice(arr, 0, 5)).to_pylist()
+    for h in heads:
+        if h is None or len(h) < 5:
+            return False
+        code = int.from_bytes(h[1:5], "little" if h[0] == 1 else "big")
+        if code > 3007:  # ISO codes are 1..7 plus 1000, 2000 or 3000
+            return False
+    return True
+
+
 def _point_hash(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = (x.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (y.view(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
@@ -68,12 +81,15 @@ def _point_hash(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def encode(geometry: Any, spec: DatasetSpec, source_crs: Any, on_invalid: v.OnInvalid, where: str,
-           ids: np.ndarray) -> Encoded:
+           ids: np.ndarray, *, need_hash: bool = True) -> Encoded:
     """Check, convert to the storage CRS and encode a geometry column.
 
     ``geometry`` is a WKB arrow array or an array of shapely geometries.
+    ``need_hash``: compute the content hash (only datasets with their own
+    ids compare versions by it).
     """
     xy = None
+    source_wkb = geometry if isinstance(geometry, (pa.Array, pa.ChunkedArray)) else None
     if isinstance(geometry, (pa.Array, pa.ChunkedArray)):
         xy = points_from_wkb(geometry)
         if xy is None:
@@ -89,13 +105,22 @@ def encode(geometry: Any, spec: DatasetSpec, source_crs: Any, on_invalid: v.OnIn
     if xy is not None:
         return _encode_points(xy[0], xy[1], spec, source_crs, where)
     geoms = np.asarray(geometry, dtype=object)
-    gtype = v.check_geometries(geoms, spec, where)
-    geoms = v.to_storage_crs(geoms, source_crs, spec, where)
-    geoms, keep, invalid = v.apply_on_invalid(geoms, on_invalid, where, ids, gtype)
+    coords = shapely.get_coordinates(geoms, return_index=True)
+    gtype = v.check_geometries(geoms, spec, where, coords)
+    converted = v.to_storage_crs(geoms, source_crs, spec, where, coords)
+    geoms, keep, invalid = v.apply_on_invalid(converted, on_invalid, where, ids, gtype)
     if invalid and on_invalid == "fix":
         gtype = v.widened_type(geoms[keep], gtype)
-    wkb = pa.array(shapely.to_wkb(geoms, flavor="iso"), pa.binary())
-    return Encoded(wkb, shapely.bounds(geoms), v.geometry_hash(geoms), gtype, keep, invalid)
+    unchanged = converted is geometry or (converted is not None and source_wkb is not None
+                                          and resolve_crs(source_crs) == resolve_crs(spec.storage_crs))
+    if source_wkb is not None and unchanged and not (invalid and on_invalid == "fix") and _is_iso_wkb(source_wkb):
+        # Same CRS, nothing repaired: the source's WKB is what to_wkb would make.
+        wkb = source_wkb.combine_chunks() if isinstance(source_wkb, pa.ChunkedArray) else source_wkb
+        wkb = wkb.cast(pa.binary())
+    else:
+        wkb = pa.array(shapely.to_wkb(geoms, flavor="iso"), pa.binary())
+    ghash = v.geometry_hash(geoms) if need_hash else np.zeros(len(geoms), np.uint64)
+    return Encoded(wkb, shapely.bounds(geoms), ghash, gtype, keep, invalid)
 
 
 def _encode_points(x: np.ndarray, y: np.ndarray, spec: DatasetSpec, source_crs: Any, where: str) -> Encoded:

@@ -144,7 +144,7 @@ def _normalise(src: Source, spec: DatasetSpec, on_invalid: v.OnInvalid,
     # Geometry: presence, type, CRS, validity.
     ids = frame[spec.fid].to_numpy() if spec.fid else np.arange(len(frame))
     crs = _source_crs(src, source_crs or spec.source_crs, where)
-    enc = encode(src.geometry, spec, crs, on_invalid, where, ids)
+    enc = encode(src.geometry, spec, crs, on_invalid, where, ids, need_hash=spec.fid is not None)
     keep = enc.keep
     skipped = int((~keep).sum())
 

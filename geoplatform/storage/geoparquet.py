@@ -82,7 +82,10 @@ def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarra
     time, skipped when the input already comes in time order (most feeds do).
     """
     by_time = None if np.all(vf[1:] >= vf[:-1]) else np.argsort(vf, kind="stable")
-    ranks = np.unique(part, return_inverse=True)[1].astype(np.uint64)
+    # Partition ids are consecutive bin numbers (the open partition sorts first).
+    opened = part == np.iinfo(np.int64).min
+    low = part[~opened].min() if (~opened).any() else 0
+    ranks = np.where(opened, 0, part - low + 1).astype(np.uint64)
     bits = int(keys.max()).bit_length() if len(keys) else 0
     packed = (ranks << np.uint64(bits)) | keys if int(ranks.max(initial=0)).bit_length() + bits <= 64 else None
     if packed is None:
@@ -220,12 +223,11 @@ class GeoParquetBackend(StorageBackend):
             part[~opened] = bins.bin_ids(vf[~opened])
         order = _sort_order(part, keys, vf)
         part = part[order]
-        table = table.take(pa.array(order))
         bbox = bbox[:, order]
         vf, vt = vf[order], vt[order]
         cuts = np.flatnonzero(np.diff(part)) + 1
         starts = np.concatenate([[0], cuts])
-        ends = np.concatenate([cuts, [len(table)]])
+        ends = np.concatenate([cuts, [len(order)]])
         jobs = []
         for s, e in zip(starts, ends):
             label = "open" if part[s] == np.iinfo(np.int64).min else bins.bin_label(int(part[s]))
@@ -235,7 +237,7 @@ class GeoParquetBackend(StorageBackend):
         # Parquet encoding releases the GIL: write partitions side by side.
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             files = list(pool.map(
-                lambda j: self._write_one(ds, j[0], table.slice(j[1], j[2] - j[1]), bbox[:, j[1]:j[2]],
+                lambda j: self._write_one(ds, j[0], table.take(pa.array(order[j[1]:j[2]])), bbox[:, j[1]:j[2]],
                                           vf[j[1]:j[2]], vt[j[1]:j[2]]), jobs))
         if self.settings.fsync:
             # The renames and new partition folders too, or a committed snapshot
