@@ -93,7 +93,7 @@ def encode(geometry: Any, spec: DatasetSpec, source_crs: Any, on_invalid: v.OnIn
     if isinstance(geometry, (pa.Array, pa.ChunkedArray)):
         xy = points_from_wkb(geometry)
         if xy is None:
-            geometry = shapely.from_wkb(geometry.to_numpy(zero_copy_only=False))
+            geometry = v.in_parallel(shapely.from_wkb, geometry.to_numpy(zero_copy_only=False))
     elif spec.geometry_type in (None, "Point") and len(geometry):
         types = shapely.get_type_id(geometry)
         if np.all(types == 0) and not shapely.has_z(geometry).any():
@@ -101,7 +101,7 @@ def encode(geometry: Any, spec: DatasetSpec, source_crs: Any, on_invalid: v.OnIn
     if xy is not None and spec.geometry_type not in (None, "Point", "MultiPoint", "Geometry"):
         xy = None
         if isinstance(geometry, (pa.Array, pa.ChunkedArray)):
-            geometry = shapely.from_wkb(geometry.to_numpy(zero_copy_only=False))
+            geometry = v.in_parallel(shapely.from_wkb, geometry.to_numpy(zero_copy_only=False))
     if xy is not None:
         return _encode_points(xy[0], xy[1], spec, source_crs, where)
     geoms = np.asarray(geometry, dtype=object)
