@@ -53,19 +53,16 @@ from pygeofilter.cql2 import SPATIAL_PREDICATES_MAP
 from pygeofilter.parsers.cql2_json import parser as _json_parser
 from pygeofilter.parsers.cql2_text import parser as _text_parser
 
-from geoplatform.cube.cql2_eval import (
-    BBOX_COLUMNS,
+from geoplatform.cube.cql2_eval import BBOX_COLUMNS, FieldPath, QueryableType, compile_ast
+from geoplatform.cube.cql2_model import (
     CompiledFilter,
-    FieldPath,
     IntDiv,
     Mod,
     Pow,
-    QueryableType,
     Residual,
     TimeIntersects,
     accenti,
     casei,
-    compile_ast,
     evaluate,
 )
 from geoplatform.errors import FilterError

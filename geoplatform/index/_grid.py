@@ -47,14 +47,20 @@ def validate_order(order: Any, name: str, low: int, high: int) -> int:
     return int(order)
 
 
-def validate_bounds(bounds: Sequence[float], name: str = "bounds") -> Bounds:
-    """``(minx, miny, maxx, maxy)``, finite and with positive extent."""
+def _four_floats(values: Sequence[float], name: str) -> Bounds:
+    """``values`` as four floats ``(minx, miny, maxx, maxy)``, else InvalidParameterValue."""
     try:
-        minx, miny, maxx, maxy = (float(v) for v in bounds)
+        minx, miny, maxx, maxy = (float(v) for v in values)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterValue(
-            f"{name} must be four numbers (minx, miny, maxx, maxy), got {bounds!r}"
+            f"{name} must be four numbers (minx, miny, maxx, maxy), got {values!r}"
         ) from exc
+    return (minx, miny, maxx, maxy)
+
+
+def validate_bounds(bounds: Sequence[float], name: str = "bounds") -> Bounds:
+    """``(minx, miny, maxx, maxy)``, finite and with positive extent."""
+    minx, miny, maxx, maxy = _four_floats(bounds, name)
     if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
         raise InvalidParameterValue(f"{name} must be finite, got {bounds!r}")
     if not (minx < maxx and miny < maxy):
@@ -70,12 +76,7 @@ def validate_bbox(bbox: Sequence[float]) -> Bounds:
     A degenerate box (a point or a line) is legal; an inverted one is not,
     because silently answering "nothing" would hide a caller's axis mix-up.
     """
-    try:
-        minx, miny, maxx, maxy = (float(v) for v in bbox)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterValue(
-            f"bbox must be four numbers (minx, miny, maxx, maxy), got {bbox!r}"
-        ) from exc
+    minx, miny, maxx, maxy = _four_floats(bbox, "bbox")
     if any(math.isnan(v) for v in (minx, miny, maxx, maxy)):
         raise InvalidParameterValue(f"bbox contains NaN: {bbox!r}")
     if minx > maxx or miny > maxy:

@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from geoplatform.index import _grid
-from geoplatform.index._grid import Bounds, UInt64Array
+from geoplatform.index._curve2d import Curve2D
+from geoplatform.index._grid import UInt64Array
 
 __all__ = ["HilbertCurve2D"]
 
@@ -88,7 +89,7 @@ def _child_tables() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     return bits, state_of
 
 
-class HilbertCurve2D:
+class HilbertCurve2D(Curve2D):
     """A Hilbert curve of ``order`` bits per axis over ``bounds``.
 
     ``bounds`` is ``(minx, miny, maxx, maxy)`` and is cut into a grid of
@@ -99,74 +100,17 @@ class HilbertCurve2D:
     >>> curve = HilbertCurve2D((0.0, 0.0, 4.0, 4.0), order=2)
     >>> curve.index([0.5, 1.5, 1.5, 3.9], [0.5, 0.5, 1.5, 0.1]).tolist()
     [0, 1, 2, 15]
+    >>> curve.ranges((0, 0, 1.9, 1.9)).tolist()
+    [[0, 3]]
     """
 
     def __init__(self, bounds: Sequence[float], order: int = 16) -> None:
-        self.bounds: Bounds = _grid.validate_bounds(bounds)
-        self.order: int = _grid.validate_order(order, "order", 1, 31)
+        super().__init__(bounds, order)
         # Keys of an order-n curve equal those of the padded order-m curve for
         # the transposed point when m - n is odd (each leading zero level
         # transposes), so padding to whole table chunks costs only a swap.
         self._padded = -(-self.order // _CHUNK) * _CHUNK
         self._swap = (self._padded - self.order) % 2 == 1
-
-    def __repr__(self) -> str:
-        return f"HilbertCurve2D(bounds={self.bounds!r}, order={self.order})"
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, HilbertCurve2D)
-            and self.bounds == other.bounds
-            and self.order == other.order
-        )
-
-    def __hash__(self) -> int:
-        return hash((HilbertCurve2D, self.bounds, self.order))
-
-    @property
-    def key_bits(self) -> int:
-        """Number of significant bits of a key (``2 * order``)."""
-        return 2 * self.order
-
-    def cells(
-        self, x: npt.ArrayLike, y: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Integer cell coordinates of points, clipped to the grid.
-
-        >>> HilbertCurve2D((0, 0, 4, 4), order=2).cells([4.0, -9.0], [1.0, 2.5])
-        (array([3, 0]), array([1, 2]))
-        """
-        cx, cy = self._cells_u32(x, y)
-        return cx.astype(np.int64), cy.astype(np.int64)
-
-    def index(self, x: npt.ArrayLike, y: npt.ArrayLike) -> UInt64Array:
-        """Hilbert keys of points (vectorised; broadcasts ``x`` against ``y``).
-
-        Points outside the bounds take the key of the nearest edge cell; NaN
-        raises :class:`~geoplatform.errors.InvalidParameterValue`.
-        """
-        minx, miny, maxx, maxy = self.bounds
-        order = self.order
-
-        def block(
-            bx: npt.NDArray[np.float64], by: npt.NDArray[np.float64]
-        ) -> tuple[UInt64Array]:
-            return (
-                self._encode(
-                    _grid.quantize(bx, minx, maxx, order, "x"),
-                    _grid.quantize(by, miny, maxy, order, "y"),
-                ),
-            )
-
-        ax, ay = _grid.as_float_array(x, "x"), _grid.as_float_array(y, "y")
-        return _grid.blockwise(block, (ax, ay), (np.uint64,))[0]
-
-    def index_cells(self, cx: npt.ArrayLike, cy: npt.ArrayLike) -> UInt64Array:
-        """Hilbert keys of integer cell coordinates in ``[0, 2**order)``."""
-        ax, ay = np.broadcast_arrays(np.asarray(cx), np.asarray(cy))
-        return self._encode(
-            _grid.check_cells(ax, self.order, "cx"), _grid.check_cells(ay, self.order, "cy")
-        )
 
     def inverse_cells(
         self, keys: npt.ArrayLike
@@ -197,45 +141,10 @@ class HilbertCurve2D:
         x, y = _grid.blockwise(block, (k,), (np.float64, np.float64))
         return x, y
 
-    def ranges(
-        self, bbox: Sequence[float], max_ranges: int = 64, *, max_depth: int | None = None
-    ) -> UInt64Array:
-        """Inclusive key ranges ``[[lo, hi], ...]`` covering every cell the bbox touches.
+    # -- the encoding ------------------------------------------------------
 
-        Complete for every point inside ``bbox`` (also points outside the
-        curve's bounds, which :meth:`index` clips to the edge), possibly
-        covering extra keys. Sorted, disjoint and at most ``max_ranges`` long.
-        ``max_depth`` stops the quadtree descent early (coarser, cheaper).
-
-        >>> curve = HilbertCurve2D((0, 0, 4, 4), order=2)
-        >>> curve.ranges((0, 0, 1.9, 1.9)).tolist()
-        [[0, 3]]
-        """
-        max_ranges = _grid.validate_max_ranges(max_ranges)
-        minx, miny, maxx, maxy = _grid.validate_bbox(bbox)
-        cx, cy = self._cells_u32([minx, maxx], [miny, maxy])
-        bits, states = _child_tables()
-        return _grid.descend(
-            (int(cx[0]), int(cy[0])),
-            (int(cx[1]), int(cy[1])),
-            self.order,
-            bits,
-            states,
-            max_ranges,
-            max_depth,
-        )
-
-    # -- internals ---------------------------------------------------------
-
-    def _cells_u32(
-        self, x: npt.ArrayLike, y: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-        ax, ay = np.broadcast_arrays(_grid.as_float_array(x, "x"), _grid.as_float_array(y, "y"))
-        minx, miny, maxx, maxy = self.bounds
-        return (
-            _grid.quantize(ax, minx, maxx, self.order, "x"),
-            _grid.quantize(ay, miny, maxy, self.order, "y"),
-        )
+    def _descent_tables(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        return _child_tables()
 
     def _encode(self, cx: npt.NDArray[np.uint32], cy: npt.NDArray[np.uint32]) -> UInt64Array:
         forward, _ = _tables()

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from geoplatform.errors import InvalidParameterValue
 from geoplatform.index import _grid
+from geoplatform.index._curve2d import Curve2D
 from geoplatform.index._grid import Bounds, UInt64Array
 
 __all__ = ["ZCurve2D", "Z3Curve"]
@@ -74,76 +75,15 @@ def _child_tables(ndim: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int6
     return bits, np.zeros((1, 1 << ndim), dtype=np.int64)
 
 
-class ZCurve2D:
+class ZCurve2D(Curve2D):
     """A 2-D Z-order curve of ``order`` bits per axis (1..31) over ``bounds``.
 
     >>> curve = ZCurve2D((0.0, 0.0, 4.0, 4.0), order=2)
     >>> curve.index([0.5, 1.5, 0.5, 3.5], [0.5, 0.5, 1.5, 3.5]).tolist()
     [0, 1, 2, 15]
+    >>> curve.ranges((0, 0, 3.9, 1.9)).tolist()
+    [[0, 7]]
     """
-
-    def __init__(self, bounds: Sequence[float], order: int = 16) -> None:
-        self.bounds: Bounds = _grid.validate_bounds(bounds)
-        self.order: int = _grid.validate_order(order, "order", 1, 31)
-
-    def __repr__(self) -> str:
-        return f"ZCurve2D(bounds={self.bounds!r}, order={self.order})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ZCurve2D) and (self.bounds, self.order) == (
-            other.bounds,
-            other.order,
-        )
-
-    def __hash__(self) -> int:
-        return hash((ZCurve2D, self.bounds, self.order))
-
-    @property
-    def key_bits(self) -> int:
-        """Number of significant bits of a key (``2 * order``)."""
-        return 2 * self.order
-
-    def cells(
-        self, x: npt.ArrayLike, y: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Integer cell coordinates of points, clipped to the grid."""
-        ax, ay = np.broadcast_arrays(_grid.as_float_array(x, "x"), _grid.as_float_array(y, "y"))
-        minx, miny, maxx, maxy = self.bounds
-        return (
-            _grid.quantize(ax, minx, maxx, self.order, "x").astype(np.int64),
-            _grid.quantize(ay, miny, maxy, self.order, "y").astype(np.int64),
-        )
-
-    def index(self, x: npt.ArrayLike, y: npt.ArrayLike) -> UInt64Array:
-        """Z keys of points; outside points clip to the edge cells, NaN raises."""
-        minx, miny, maxx, maxy = self.bounds
-
-        def block(
-            bx: npt.NDArray[np.float64], by: npt.NDArray[np.float64]
-        ) -> tuple[UInt64Array]:
-            return (
-                self._encode(
-                    _grid.quantize(bx, minx, maxx, self.order, "x"),
-                    _grid.quantize(by, miny, maxy, self.order, "y"),
-                ),
-            )
-
-        ax, ay = _grid.as_float_array(x, "x"), _grid.as_float_array(y, "y")
-        return _grid.blockwise(block, (ax, ay), (np.uint64,))[0]
-
-    def index_cells(self, cx: npt.ArrayLike, cy: npt.ArrayLike) -> UInt64Array:
-        """Z keys of integer cell coordinates in ``[0, 2**order)``."""
-        ax, ay = np.broadcast_arrays(np.asarray(cx), np.asarray(cy))
-        return self._encode(
-            _grid.check_cells(ax, self.order, "cx"), _grid.check_cells(ay, self.order, "cy")
-        )
-
-    def _encode(self, cx: npt.NDArray[np.uint32], cy: npt.NDArray[np.uint32]) -> UInt64Array:
-        sx = _spread(cx, _SPREAD2, self.order)
-        sy = _spread(cy, _SPREAD2, self.order)
-        sy <<= _U64(1)
-        sx |= sy
-        return sx
 
     def inverse_cells(
         self, keys: npt.ArrayLike
@@ -166,28 +106,17 @@ class ZCurve2D:
             _grid.cell_centres(cy, miny, maxy, self.order),
         )
 
-    def ranges(
-        self, bbox: Sequence[float], max_ranges: int = 64, *, max_depth: int | None = None
-    ) -> UInt64Array:
-        """Inclusive key ranges covering every cell the bbox touches (see
-        :meth:`HilbertCurve2D.ranges <geoplatform.index.HilbertCurve2D.ranges>`).
+    # -- the encoding --------------------------------------------------------
 
-        >>> ZCurve2D((0, 0, 4, 4), order=2).ranges((0, 0, 3.9, 1.9)).tolist()
-        [[0, 7]]
-        """
-        max_ranges = _grid.validate_max_ranges(max_ranges)
-        minx, miny, maxx, maxy = _grid.validate_bbox(bbox)
-        cx, cy = self.cells([minx, maxx], [miny, maxy])
-        bits, states = _child_tables(2)
-        return _grid.descend(
-            (int(cx[0]), int(cy[0])),
-            (int(cx[1]), int(cy[1])),
-            self.order,
-            bits,
-            states,
-            max_ranges,
-            max_depth,
-        )
+    def _encode(self, cx: npt.NDArray[np.uint32], cy: npt.NDArray[np.uint32]) -> UInt64Array:
+        sx = _spread(cx, _SPREAD2, self.order)
+        sy = _spread(cy, _SPREAD2, self.order)
+        sy <<= _U64(1)
+        sx |= sy
+        return sx
+
+    def _descent_tables(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        return _child_tables(2)
 
 
 class Z3Curve:

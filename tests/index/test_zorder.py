@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from geoplatform.errors import InvalidParameterValue
 from geoplatform.index import Z3Curve, ZCurve2D, merge_ranges
+from tests.index.checks import assert_well_formed, covered
 
 BOUNDS = (100.0, -5.0, 110.0, 5.0)
 T0 = -86_400_000_000 * 365  # a year before the epoch, so negative times are in play
@@ -23,20 +24,6 @@ def interleave(values: list[int], bits: int) -> int:
         for j, v in enumerate(values):
             key |= ((v >> i) & 1) << (i * len(values) + j)
     return key
-
-
-def covered(keys: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    if len(ranges) == 0:
-        return np.zeros(keys.shape, dtype=bool)
-    pos = np.searchsorted(ranges[:, 0], keys, side="right") - 1
-    return (pos >= 0) & (keys <= ranges[np.clip(pos, 0, None), 1])
-
-
-def assert_well_formed(ranges: np.ndarray, max_ranges: int) -> None:
-    assert ranges.dtype == np.uint64 and ranges.shape[1] == 2
-    assert 0 < len(ranges) <= max_ranges
-    assert np.all(ranges[:, 0] <= ranges[:, 1])
-    assert np.all(ranges[1:, 0] > ranges[:-1, 1] + np.uint64(1))
 
 
 # -- Z2 -------------------------------------------------------------------------
