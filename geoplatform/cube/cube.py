@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -135,7 +135,7 @@ class Cube:
             plan.compiled is not None and plan.compiled.uses_geometry)
         req = plan.scan_request(with_geometry=needs_geom)
         if plan.properties is None and plan.compiled is None:
-            req = type(req)(**{**req.__dict__, "columns": ()})
+            req = replace(req, columns=())
         table = self.backend.scan(name, req)
         return int(finish(plan, table, count_only=True))
 
@@ -190,7 +190,7 @@ class Cube:
         spec = self.backend.get_spec(name)
         plan = plan_query(self.backend, name, as_of=as_of)
         req = plan.scan_request(with_geometry=True)
-        req = type(req)(**{**req.__dict__, "fids": (coerce_fid(spec, fid),)})
+        req = replace(req, fids=(coerce_fid(spec, fid),))
         t = self.backend.scan(name, req)
         if not len(t):
             raise FeatureNotFound(f"dataset {name!r} has no feature {fid!r}", dataset=name, fid=fid)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from geoplatform.crs import check_in_range, resolve_crs, transform_geometries
 from geoplatform.cube.model import DatasetSpec, Field
 from geoplatform.errors import CRSError, InvalidGeometryError, SchemaError
-from geoplatform.storage.records import ARROW_TYPES, TS
+from geoplatform.storage.records import TS
 
 OnInvalid = Literal["raise", "warn", "fix", "skip"]
 MAX_LISTED = 20

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
