@@ -355,7 +355,7 @@ class GeoParquetBackend(StorageBackend):
             self._metadata[rel] = md
         return md
 
-    def _read(self, m: _Manifest, sel: np.ndarray, columns: list[str], request: ScanRequest,
+    def _read(self, spec: DatasetSpec, m: _Manifest, sel: np.ndarray, columns: list[str], request: ScanRequest,
               with_positions: bool) -> list[tuple[int, pa.Table]]:
         """Read the selected row groups, file by file, adding ``_loc`` where needed.
 
@@ -375,9 +375,11 @@ class GeoParquetBackend(StorageBackend):
             retired_here = m.retired_file == fid
             need_pos = with_positions or bool(retired_here.any())
             if selective:
-                t, pos = self._read_two_phase(pf, m, pick, columns, request, need_pos)
+                t, pos = self._read_two_phase(spec, pf, m, pick, columns, request, need_pos)
             else:
-                t = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=columns, use_threads=True)
+                t = pf.read_row_groups([int(i) for i in m.rg_index[pick]],
+                                       columns=records.physical_columns(spec, columns), use_threads=True)
+                t = records.logical_table(spec, t, columns)
                 pos = _positions(m, pick) if need_pos else None
             if pos is not None:
                 loc = (np.int64(fid) << 32) | pos
@@ -398,28 +400,30 @@ class GeoParquetBackend(StorageBackend):
             parts = list(self._pool.map(one, ids))
         return [(s, t) for s, t in parts if len(t)]
 
-    def _read_two_phase(self, pf: pq.ParquetFile, m: _Manifest, pick: np.ndarray, columns: list[str],
-                        request: ScanRequest, need_pos: bool) -> tuple[pa.Table, np.ndarray | None]:
-        keys = [c for c in _FILTER_COLUMNS if c in columns]
-        rest = [c for c in columns if c not in keys]
+    def _read_two_phase(self, spec: DatasetSpec, pf: pq.ParquetFile, m: _Manifest, pick: np.ndarray,
+                        columns: list[str], request: ScanRequest,
+                        need_pos: bool) -> tuple[pa.Table, np.ndarray | None]:
+        phys = records.physical_columns(spec, columns)
+        keys = [c for c in phys if c.split(".")[0] in _FILTER_COLUMNS]
+        rest = [c for c in phys if c not in keys]
         t1 = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=keys, use_threads=True)
         mask = records.row_mask(t1, request)
         sizes = m.rg_rows[pick]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         hit = np.add.reduceat(mask, starts) > 0 if len(mask) else np.zeros(0, bool)
         if not hit.any():
-            return t1.schema.empty_table(), (np.empty(0, np.int64) if need_pos else None)
+            empty = records.storage_schema(spec, columns).empty_table()
+            return empty, (np.empty(0, np.int64) if need_pos else None)
         rows = np.concatenate([np.arange(a, a + n) for a, n, h in zip(starts, sizes, hit) if h])
         keep = mask[rows]
         t1 = t1.take(pa.array(rows[keep]))
         if rest:
             t2 = pf.read_row_groups([int(i) for i in m.rg_index[pick[hit]]], columns=rest, use_threads=True)
             t2 = t2.filter(pa.array(keep))
-            t = pa.table({c: (t1.column(c) if c in keys else t2.column(c)) for c in columns})
-        else:
-            t = t1.select(columns)
+            for name in t2.column_names:
+                t1 = t1.append_column(name, t2.column(name))
         pos = _positions(m, pick)[rows[keep]] if need_pos else None
-        return t, pos
+        return records.logical_table(spec, t1, columns), pos
 
     def scan(self, name: str, request: ScanRequest) -> pa.Table:
         ds = self.db.dataset(name)
@@ -440,7 +444,7 @@ class GeoParquetBackend(StorageBackend):
         schema = records.storage_schema(ds.spec, columns)
         if not len(sel):
             return records.finish_scan([], schema, with_positions)
-        parts = self._read(m, sel, columns, request, with_positions)
+        parts = self._read(ds.spec, m, sel, columns, request, with_positions)
         # A selective read has applied the bbox and time test already.
         selective = request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
         return records.finish_scan(

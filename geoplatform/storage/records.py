@@ -66,6 +66,40 @@ def scan_columns(spec: DatasetSpec, columns: tuple[str, ...] | None, with_geomet
     return cols
 
 
+def physical_columns(spec: DatasetSpec, columns: list[str]) -> list[str]:
+    """The Parquet columns to decode for the logical ``columns``.
+
+    Two columns are derivable and so never decoded: a point's bbox is the
+    point (only ``bbox.xmin`` and ``bbox.ymin`` are read), and an instant's
+    ``valid_to`` is its ``valid_from``. Decoding is most of a query's time.
+    """
+    out = []
+    for c in columns:
+        if c == "bbox" and spec.geometry_type == "Point":
+            out += ["bbox.xmin", "bbox.ymin"]
+        elif c == "valid_to" and spec.instant:
+            if "valid_from" not in columns:
+                out.append("valid_from")
+        else:
+            out.append(c)
+    return out
+
+
+def logical_table(spec: DatasetSpec, table: pa.Table, columns: list[str]) -> pa.Table:
+    """Rebuild what :func:`physical_columns` left out, in the order of ``columns``."""
+    cols: dict[str, Any] = {}
+    for c in columns:
+        if c == "bbox" and spec.geometry_type == "Point":
+            b = table.column("bbox").combine_chunks()
+            x, y = b.field("xmin"), b.field("ymin")
+            cols[c] = pa.StructArray.from_arrays([x, y, x, y], fields=list(BBOX))
+        elif c == "valid_to" and spec.instant:
+            cols[c] = table.column("valid_from")
+        else:
+            cols[c] = table.column(c)
+    return pa.table(cols)
+
+
 def storage_schema(spec: DatasetSpec, columns: list[str]) -> pa.Schema:
     full = full_schema(spec)
     return pa.schema([full.field(c) for c in columns])
@@ -106,12 +140,19 @@ def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
         x0, y0, x1, y1 = request.bbox
         b = table.column("bbox").combine_chunks() if n else None
         if b is not None:
-            get = lambda k: b.field(k).to_numpy(zero_copy_only=False)  # noqa: E731
+            names = {b.type.field(i).name for i in range(b.type.num_fields)}
+
+            def get(k: str) -> np.ndarray:
+                # a point's bbox may be read as xmin/ymin only (physical_columns)
+                k = k if k in names else k.replace("max", "min")
+                return b.field(k).to_numpy(zero_copy_only=False)
+
             mask &= (get("xmax") >= x0) & (get("xmin") <= x1) & (get("ymax") >= y0) & (get("ymin") <= y1)
     if request.t_max != MAX_US:
         mask &= times_us(table.column("valid_from"), MIN_US) <= request.t_max
     if request.t_min != MIN_US:
-        mask &= times_us(table.column("valid_to"), MAX_US) >= request.t_min
+        end = "valid_to" if "valid_to" in table.column_names else "valid_from"  # an instant's end is its start
+        mask &= times_us(table.column(end), MAX_US) >= request.t_min
     return mask
 
 

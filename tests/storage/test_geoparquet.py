@@ -206,9 +206,9 @@ class TestGeoParquet(StorageContract):
         read_groups: list[int] = []
         real_read = GeoParquetBackend._read
 
-        def counting_read(self_: GeoParquetBackend, m: Any, sel: np.ndarray, *a: Any, **kw: Any) -> Any:
+        def counting_read(self_: GeoParquetBackend, spec: Any, m: Any, sel: np.ndarray, *a: Any, **kw: Any) -> Any:
             read_groups.append(len(sel))
-            return real_read(self_, m, sel, *a, **kw)
+            return real_read(self_, spec, m, sel, *a, **kw)
 
         monkeypatch.setattr(gpq.pq, "ParquetFile", counting)
         monkeypatch.setattr(GeoParquetBackend, "_read", counting_read)
