@@ -92,24 +92,22 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
         raise CatalogError(f"{where}: {problems}") from None
 
 
-def load_departments(path: Path) -> tuple[Department, ...]:
+def _load_list(path: Path, key: str, model: type[BaseModel], what: str) -> tuple[Any, ...]:
     data = _load_yaml(path) or {}
-    items = data.get("departments") if isinstance(data, dict) else None
+    items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise CatalogError(f"{path}: expected a 'departments' list")
-    out = tuple(_validate(Department, d, f"{path}: departments[{i}]") for i, d in enumerate(items))
-    _unique([d.id for d in out], path, "department")
+        raise CatalogError(f"{path}: expected a '{key}' list")
+    out = tuple(_validate(model, d, f"{path}: {key}[{i}]") for i, d in enumerate(items))
+    _unique([d.id for d in out], path, what)
     return out
+
+
+def load_departments(path: Path) -> tuple[Department, ...]:
+    return _load_list(path, "departments", Department, "department")
 
 
 def load_themes(path: Path) -> tuple[Theme, ...]:
-    data = _load_yaml(path) or {}
-    items = data.get("themes") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise CatalogError(f"{path}: expected a 'themes' list")
-    out = tuple(_validate(Theme, t, f"{path}: themes[{i}]") for i, t in enumerate(items))
-    _unique([t.id for t in out], path, "theme")
-    return out
+    return _load_list(path, "themes", Theme, "theme")
 
 
 def load_city_catalog(path: Path, catalogs_dir: Path | None = None) -> CityCatalog:
