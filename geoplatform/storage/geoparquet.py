@@ -477,10 +477,25 @@ class GeoParquetBackend(StorageBackend):
             " AND r.snapshot_id<=?", (ds.id, snapshot)).fetchone()[0]
         nfiles, rows, nbytes = row[0], row[1] or 0, row[2] or 0
         extent = None if row[3] is None else (row[3], row[4], row[5], row[6])
+        t_lo, t_hi = row[7], row[8]
+        if retired:
+            # File bounds still count ended rows: measure what is current instead.
+            extent, t_lo, t_hi = self._current_extent(ds, snapshot)
         return DatasetStats(rows=int(rows - retired), extent=extent,
-                            t_min=None if row[7] in (None, MIN_US) else row[7],
-                            t_max=None if row[8] in (None, MAX_US) else row[8],
+                            t_min=None if t_lo in (None, MIN_US) else t_lo,
+                            t_max=None if t_hi in (None, MAX_US) else t_hi,
                             files=int(nfiles), bytes=int(nbytes))
+
+    def _current_extent(self, ds: DatasetRow, snapshot: int) -> tuple[Any, int | None, int | None]:
+        t = self._scan(ds, self._manifest(ds), ScanRequest(snapshot=snapshot, columns=(), with_geometry=False),
+                       with_positions=False)
+        if not len(t):
+            return None, None, None
+        b = records.bbox_arrays(t)
+        vf = records.times_us(t.column("valid_from"), MIN_US)
+        vt = records.times_us(t.column("valid_to"), MAX_US)
+        extent = (float(b[0].min()), float(b[1].min()), float(b[2].max()), float(b[3].max()))
+        return extent, int(vf.min()), int(vt.max())
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

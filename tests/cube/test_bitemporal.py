@@ -144,3 +144,14 @@ def test_a_feature_loaded_again_after_a_delete_continues_its_versions(cube: gp.C
     h = cube.history("parcels", "P1")
     assert h["version"].tolist() == [1, 2]
     assert cube.query("parcels").set_index("fid").loc["P1", "version"] == 2
+
+
+def test_extent_counts_only_current_features(cube: gp.Cube) -> None:
+    cube.ingest("parcels", parcels({"P1": 30, "P2": 40, "P3": 50}))
+    full = cube.stats("parcels").extent
+    cube.delete_features("parcels", ["P3"])  # the easternmost parcel
+    now = cube.stats("parcels").extent
+    assert now[2] < full[2] and now[0] == full[0]
+    assert now[2] == pytest.approx(108.915)
+    cube.delete_features("parcels", ["P1", "P2"])
+    assert cube.stats("parcels").extent is None and cube.stats("parcels").rows == 0
