@@ -1,0 +1,117 @@
+"""Published layers: ``layers/<theme>/<layer>.yaml``, one file per OGC API collection.
+
+A layer names a dataset of the catalog and says how it is served: its
+collection id, which properties are published, the limits on a page, the CRS
+it is offered in, whether it may be edited and whether it has vector tiles.
+Files are validated against :class:`LayerConfig` and against the catalog when
+they are loaded, and every error names the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from geoplatform.catalog.models import CityCatalog, _load_yaml, _validate
+from geoplatform.crs import resolve_crs
+from geoplatform.errors import CatalogError, CRSError
+
+_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+#: What a layer is offered in unless it says otherwise (OGC API Features Part 2).
+DEFAULT_CRS = ("OGC:CRS84", "EPSG:4326", "EPSG:4490", "EPSG:3857", "EPSG:4544", "EPSG:4545", "EPSG:4546",
+               "GCJ-02", "BD-09")
+
+
+class PageLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: int = Field(default=100, ge=1)
+    max: int = Field(default=10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PageLimits":
+        if self.default > self.max:
+            raise ValueError(f"limits.default {self.default} is above limits.max {self.max}")
+        return self
+
+
+class TileOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    min_zoom: int = Field(default=0, ge=0, le=24)
+    max_zoom: int = Field(default=18, ge=0, le=24)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TileOptions":
+        if self.min_zoom > self.max_zoom:
+            raise ValueError(f"tiles.min_zoom {self.min_zoom} is above tiles.max_zoom {self.max_zoom}")
+        return self
+
+
+class LayerConfig(BaseModel):
+    """One published layer (an OGC API collection)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    dataset: str
+    title: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()
+    properties: tuple[str, ...] | None = None
+    editable: bool = False
+    limits: PageLimits = PageLimits()
+    crs: tuple[str, ...] = DEFAULT_CRS
+    tiles: TileOptions = TileOptions()
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError(f"layer id {v!r} must match {_ID.pattern}")
+        return v
+
+    @field_validator("crs")
+    @classmethod
+    def _crs_ok(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("a layer is offered in at least one CRS")
+        for c in v:
+            try:
+                resolve_crs(c)
+            except CRSError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig]:
+    """Every ``<theme>/<layer>.yaml`` under ``layers_dir``, checked against ``catalog``:
+    the dataset exists, the folder is the dataset's theme, published properties are
+    in its schema, and layer ids are unique."""
+    out: dict[str, LayerConfig] = {}
+    where: dict[str, Path] = {}
+    for path in sorted(layers_dir.glob("*/*.yaml")):
+        layer: LayerConfig = _validate(LayerConfig, _load_yaml(path), str(path))
+        try:
+            spec = catalog.dataset(layer.dataset)
+        except KeyError:
+            raise CatalogError(f"{path}: layer {layer.id!r} names dataset {layer.dataset!r}, which the "
+                               f"catalog does not declare") from None
+        theme = path.parent.name
+        if spec.theme != theme:
+            raise CatalogError(f"{path}: dataset {spec.name!r} has theme {spec.theme!r}; the layer file "
+                               f"belongs in layers/{spec.theme}/")
+        if layer.properties is not None and spec.schema_ is not None:
+            known = {f.name for f in spec.fields}
+            unknown = [p for p in layer.properties if p not in known]
+            if unknown:
+                raise CatalogError(f"{path}: properties {unknown} are not in dataset {spec.name!r} "
+                                   f"(it has {sorted(known)})")
+        if layer.id in out:
+            raise CatalogError(f"{path}: layer id {layer.id!r} is already used by {where[layer.id]}")
+        out[layer.id] = layer
+        where[layer.id] = path
+    return out
