@@ -183,8 +183,8 @@ class Cube:
             raise FeatureNotFound(f"dataset {name!r} has no feature {fid!r}", dataset=name, fid=fid)
         return _output(t, spec, output, None)
 
-    def get(self, name: str, fid: Any, *, as_of: Any = None) -> "gpd.GeoDataFrame":
-        """The version of one feature that is current (or was, ``as_of``)."""
+    def get(self, name: str, fid: Any, *, as_of: Any = None, crs: str | None = None) -> "gpd.GeoDataFrame":
+        """The version of one feature that is current (or was, ``as_of``), in ``crs``."""
         from geoplatform.storage.records import coerce_fid
 
         spec = self.backend.get_spec(name)
@@ -194,7 +194,7 @@ class Cube:
         t = self.backend.scan(name, req)
         if not len(t):
             raise FeatureNotFound(f"dataset {name!r} has no feature {fid!r}", dataset=name, fid=fid)
-        return _output(t, spec, "geodataframe", None)
+        return _output(t, spec, "geodataframe", crs)
 
     def to_xarray(self, name: str, *, resolution: float, freq: str | None = None,
                   agg: Literal["count", "sum", "mean", "min", "max"] = "count",

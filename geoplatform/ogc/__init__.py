@@ -1,0 +1,1 @@
+"""OGC API: the platform's standards-based web interface over the cube."""

@@ -1,0 +1,199 @@
+"""OGC API Features (Parts 1-3) items and item responses over the cube.
+
+Framework-free: each function takes the query parameters as given in the URL
+and returns ``(status, headers, body)``. The web layer only routes requests
+here, so the semantics (parameter checks, paging, counts, CRS axis order) are
+tested without a server and are the same for every route that serves items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+
+from geoplatform.catalog.layers import LayerConfig
+from geoplatform.crs import resolve_crs
+from geoplatform.errors import FeatureNotFound, InvalidParameterValue
+
+if TYPE_CHECKING:
+    from geoplatform.cube.cube import Cube
+
+GEOJSON = "application/geo+json"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+#: Parameters of the items resource (Features Parts 1-3); anything else is a 400.
+ITEMS_PARAMS = frozenset({"f", "bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby",
+                          "skipGeometry", "filter", "filter-lang", "filter-crs", "crs"})
+ITEM_PARAMS = frozenset({"f", "crs", "properties", "skipGeometry"})
+
+
+def _bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise InvalidParameterValue(f"{name} must be true or false, not {value!r}")
+
+
+def _int(name: str, value: str, low: int) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidParameterValue(f"{name} must be an integer, not {value!r}") from None
+    if n < low:
+        raise InvalidParameterValue(f"{name} must be >= {low}, not {n}")
+    return n
+
+
+def _bbox(value: str) -> list[float]:
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise InvalidParameterValue(f"bbox must be 4 or 6 comma-separated numbers, not {value!r}") from None
+    if len(parts) not in (4, 6) or not all(np.isfinite(parts)):
+        raise InvalidParameterValue(f"bbox must be 4 or 6 finite numbers, not {value!r}")
+    return parts
+
+
+def _output_crs(layer: LayerConfig, value: str | None) -> Any:
+    if value is None:
+        return resolve_crs("OGC:CRS84")
+    offered = {resolve_crs(c) for c in layer.crs}
+    crs = resolve_crs(value)
+    if crs not in offered:
+        raise InvalidParameterValue(f"crs {value!r} is not offered by collection {layer.id!r}")
+    return crs
+
+
+def query_params(layer: LayerConfig, params: Mapping[str, str]) -> tuple[dict[str, Any], Any, bool, int, int]:
+    """The cube query for an items request: (query keywords, output CRS,
+    skipGeometry, limit, offset). Raises InvalidParameterValue naming the parameter."""
+    unknown = sorted(set(params) - ITEMS_PARAMS)
+    if unknown:
+        raise InvalidParameterValue(f"unknown query parameters {unknown}; this resource takes "
+                                    f"{sorted(ITEMS_PARAMS)}")
+    limit = _int("limit", params["limit"], 1) if "limit" in params else layer.limits.default
+    if limit > layer.limits.max:
+        raise InvalidParameterValue(f"limit must be <= {layer.limits.max} for collection {layer.id!r}")
+    offset = _int("offset", params["offset"], 0) if "offset" in params else 0
+    q: dict[str, Any] = {}
+    if "bbox" in params:
+        q["bbox"] = _bbox(params["bbox"])
+        q["bbox_crs"] = str(resolve_crs(params.get("bbox-crs", "OGC:CRS84")).id)
+        crs = resolve_crs(q["bbox_crs"])
+        if crs.axis_order_lat_first:  # bbox follows the CRS's axis order (Part 2)
+            b = q["bbox"]
+            q["bbox"] = [b[1], b[0], b[3], b[2]] if len(b) == 4 else [b[1], b[0], b[2], b[4], b[3], b[5]]
+    elif "bbox-crs" in params:
+        raise InvalidParameterValue("bbox-crs needs a bbox")
+    if "datetime" in params:
+        q["datetime"] = params["datetime"]
+    if "properties" in params:
+        q["properties"] = [p.strip() for p in params["properties"].split(",") if p.strip()]
+    if "sortby" in params:
+        q["sortby"] = params["sortby"]
+    if "filter" in params:
+        lang = params.get("filter-lang", "cql2-text")
+        if lang not in ("cql2-text", "cql2-json"):
+            raise InvalidParameterValue(f"filter-lang must be cql2-text or cql2-json, not {lang!r}")
+        if params.get("filter-crs") not in (None, CRS84, "OGC:CRS84"):
+            raise InvalidParameterValue("filter-crs: only CRS84 geometry literals are supported")
+        q["filter"], q["filter_lang"] = params["filter"], lang
+    elif "filter-lang" in params or "filter-crs" in params:
+        raise InvalidParameterValue("filter-lang and filter-crs need a filter")
+    skip = _bool("skipGeometry", params["skipGeometry"]) if "skipGeometry" in params else False
+    if layer.properties is not None:
+        asked = q.get("properties")
+        hidden = [p for p in asked or () if p not in layer.properties]
+        if hidden:
+            raise InvalidParameterValue(f"unknown properties {hidden} for collection {layer.id!r}")
+        q["properties"] = list(layer.properties) if asked is None else asked
+    return q, _output_crs(layer, params.get("crs")), skip, limit, offset
+
+
+def _plain(v: Any) -> Any:
+    if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat().replace("+00:00", "Z")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def features(gdf: Any, crs: Any, skip_geometry: bool) -> list[dict[str, Any]]:
+    """GeoJSON features, coordinates in the axis order of ``crs``."""
+    geoms = np.asarray(gdf.geometry.array, dtype=object)
+    if not skip_geometry and crs.axis_order_lat_first and len(geoms):
+        geoms = shapely.transform(geoms, lambda xy: xy[:, ::-1])
+    texts = shapely.to_geojson(geoms) if not skip_geometry else [None] * len(gdf)
+    props = [c for c in gdf.columns if c not in ("geometry", "fid", "record_from")]
+    out = []
+    for i, row in enumerate(gdf[props].itertuples(index=False, name=None)):
+        out.append({
+            "type": "Feature",
+            "id": _plain(gdf["fid"].iat[i]),
+            "geometry": orjson.Fragment(texts[i]) if texts[i] is not None else None,
+            "properties": {k: _plain(v) for k, v in zip(props, row)},
+        })
+    return out
+
+
+def _link(base: str, params: Mapping[str, str], rel: str, **over: Any) -> dict[str, str]:
+    query = {**params, **{k: str(v) for k, v in over.items()}}
+    return {"href": f"{base}?{urlencode(query)}", "rel": rel, "type": GEOJSON,
+            "title": {"self": "This page", "next": "Next page", "prev": "Previous page"}[rel]}
+
+
+def items(cube: "Cube", layer: LayerConfig, params: Mapping[str, str],
+          base_url: str) -> tuple[int, dict[str, str], bytes]:
+    """``/collections/{id}/items``: a page of features, with exact
+    ``numberMatched`` and ``next``/``prev`` links."""
+    q, crs, skip, limit, offset = query_params(layer, params)
+    gdf = cube.query(layer.dataset, crs=crs.id, limit=limit, offset=offset, **q)
+    matched = cube.count(layer.dataset, **q)
+    links = [_link(base_url, params, "self")]
+    if offset + len(gdf) < matched:
+        links.append(_link(base_url, params, "next", offset=offset + limit, limit=limit))
+    if offset > 0:
+        links.append(_link(base_url, params, "prev", offset=max(0, offset - limit), limit=limit))
+    body = {
+        "type": "FeatureCollection",
+        "features": features(gdf, crs, skip),
+        "numberMatched": matched,
+        "numberReturned": len(gdf),
+        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }
+    return 200, _headers(crs), orjson.dumps(body)
+
+
+def item(cube: "Cube", layer: LayerConfig, fid: str, params: Mapping[str, str],
+         base_url: str) -> tuple[int, dict[str, str], bytes]:
+    """``/collections/{id}/items/{fid}``; an id the dataset does not have is a 404."""
+    unknown = sorted(set(params) - ITEM_PARAMS)
+    if unknown:
+        raise InvalidParameterValue(f"unknown query parameters {unknown}; this resource takes {sorted(ITEM_PARAMS)}")
+    crs = _output_crs(layer, params.get("crs"))
+    skip = _bool("skipGeometry", params["skipGeometry"]) if "skipGeometry" in params else False
+    try:
+        gdf = cube.get(layer.dataset, fid, crs=crs.id)
+    except FeatureNotFound:
+        raise FeatureNotFound(f"collection {layer.id!r} has no item {fid!r}") from None
+    if layer.properties is not None:
+        gdf = gdf[[c for c in gdf.columns if c in ("fid", "geometry", "version", "valid_from", "valid_to")
+                   or c in layer.properties]]
+    feature = features(gdf, crs, skip)[0]
+    feature["links"] = [{"href": base_url, "rel": "self", "type": GEOJSON, "title": "This feature"}]
+    return 200, _headers(crs), orjson.dumps(feature)
+
+
+def _headers(crs: Any) -> dict[str, str]:
+    return {"Content-Type": GEOJSON, "Content-Crs": f"<{crs.uri or crs.id}>"}
