@@ -8,6 +8,7 @@ from geoplatform.cli.city import city, demo
 from geoplatform.cli.dataset import dataset
 from geoplatform.cli.options import PlatformGroup
 from geoplatform.cli.query import query
+from geoplatform.cli.serve import serve
 
 
 @click.group(cls=PlatformGroup)
@@ -20,3 +21,4 @@ cli.add_command(dataset)
 cli.add_command(query)
 cli.add_command(city)
 cli.add_command(demo)
+cli.add_command(serve)

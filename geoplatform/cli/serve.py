@@ -1,0 +1,38 @@
+"""``geoplatform serve``: the OGC API over a store, under uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geoplatform.cli.options import store_option
+
+
+@click.command("serve")
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--layers", "layers_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Layer files (default: the project's layers/).")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="City catalog (default: catalogs/sample_city.yaml).")
+def serve(store: Path | None, host: str, port: int, workers: int, layers_dir: Path | None,
+          catalog: Path | None) -> None:
+    """Serve the store's published layers as OGC API Features."""
+    import os
+
+    import uvicorn
+
+    from geoplatform.settings import Settings
+
+    settings = Settings()
+    # The app factory reads these in each worker process.
+    os.environ["GEOPLATFORM_STORE"] = str(store or settings.store)
+    if layers_dir is not None:
+        os.environ["GEOPLATFORM_LAYERS"] = str(layers_dir)
+    if catalog is not None:
+        os.environ["GEOPLATFORM_CATALOG"] = str(catalog)
+    uvicorn.run("geoplatform.ogc.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="info")

@@ -1,0 +1,229 @@
+"""The OGC API web application: ``create_app(settings)``.
+
+One Starlette app per call, holding its own open cube and layer table: no
+module state, nothing built per request. Cube calls are blocking (Parquet,
+SQLite), so they run in Starlette's thread pool.
+
+Served so far: landing page, conformance, collections and each collection's
+metadata, items and single items (Features Part 1 core and GeoJSON, Part 2
+CRS, Part 3 CQL2 filtering) and queryables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from geoplatform.catalog.describe import describe
+from geoplatform.catalog.layers import LayerConfig, load_layers
+from geoplatform.catalog.models import CityCatalog, load_city_catalog
+from geoplatform.crs import resolve_crs
+from geoplatform.cube.cql2 import SUPPORTED_CONFORMANCE
+from geoplatform.cube.cube import Cube, open_cube
+from geoplatform.cube.query import queryables
+from geoplatform.errors import DatasetNotFound, GeoPlatformError, InvalidParameterValue
+from geoplatform.ogc import features as F
+from geoplatform.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+JSON = "application/json"
+CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    *SUPPORTED_CONFORMANCE,
+)
+_JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "string": "string"}
+
+
+@dataclass
+class Platform:
+    """What one app serves: an open cube and the published layers in it."""
+
+    cube: Cube
+    layers: dict[str, LayerConfig]
+    catalog: CityCatalog
+
+    def layer(self, cid: str) -> LayerConfig:
+        layer = self.layers.get(cid)
+        if layer is None:
+            raise DatasetNotFound(f"no collection {cid!r}")
+        return layer
+
+
+def _json(body: Any, status: int = 200, media: str = JSON, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=media, headers=headers)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _params(request: Request) -> dict[str, str]:
+    """Query parameters, each at most once; ``f`` names the one format served (JSON)."""
+    params: dict[str, str] = {}
+    for k, v in request.query_params.multi_items():
+        if k in params:
+            raise InvalidParameterValue(f"parameter {k!r} is given more than once")
+        params[k] = v
+    fmt = params.pop("f", None)
+    if fmt not in (None, "json", "geojson"):
+        raise InvalidParameterValue(f"f={fmt!r} is not served; use f=json")
+    return params
+
+
+async def landing(request: Request) -> Response:
+    base = _base(request)
+    p: Platform = request.app.state.platform
+    return _json({
+        "title": f"{p.catalog.city.name} spatio-temporal platform",
+        "description": p.catalog.city.description or "",
+        "links": [
+            {"href": f"{base}/", "rel": "self", "type": JSON, "title": "This document"},
+            {"href": f"{base}/conformance", "rel": "conformance", "type": JSON, "title": "Conformance"},
+            {"href": f"{base}/collections", "rel": "data", "type": JSON, "title": "Collections"},
+        ],
+    })
+
+
+async def conformance(request: Request) -> Response:
+    return _json({"conformsTo": list(CONFORMANCE)})
+
+
+def _collection(p: Platform, layer: LayerConfig, base: str) -> dict[str, Any]:
+    rec = describe(p.cube, layer.dataset, history=False)
+    temporal = rec["extent"]["temporal"]
+    storage = resolve_crs(rec["storage_crs"])
+    href = f"{base}/collections/{layer.id}"
+    return {
+        "id": layer.id,
+        "title": layer.title or rec["title"],
+        "description": layer.description or rec["description"] or "",
+        "keywords": list(layer.keywords or rec["keywords"]),
+        "itemType": "feature",
+        "extent": {
+            "spatial": {"bbox": [rec["extent"]["spatial"]["bbox_crs84"] or [-180, -90, 180, 90]], "crs": F.CRS84},
+            "temporal": {"interval": [temporal], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"},
+        },
+        "crs": [resolve_crs(c).uri or resolve_crs(c).id for c in layer.crs],
+        "storageCrs": storage.uri or storage.id,
+        "links": [
+            {"href": href, "rel": "self", "type": JSON, "title": "This collection"},
+            {"href": f"{href}/items", "rel": "items", "type": F.GEOJSON, "title": "Items"},
+            {"href": f"{href}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json", "title": "Queryables"},
+        ],
+    }
+
+
+async def collections(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    base = _base(request)
+    cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
+    return _json({"collections": cols, "links": [
+        {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"}]})
+
+
+async def collection(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    return _json(await run_in_threadpool(_collection, p, layer, _base(request)))
+
+
+async def queryables_(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    spec = p.cube.dataset(layer.dataset)
+    props: dict[str, Any] = {}
+    for name, kind in queryables(spec).items():
+        if layer.properties is not None and name not in layer.properties and name not in (
+                "fid", "geometry", "valid_from", "valid_to", "version"):
+            continue
+        if kind == "geometry":
+            props[name] = {"format": f"geometry-{(spec.geometry_type or 'any').lower()}",
+                           "x-ogc-role": "primary-geometry"}
+        elif kind in ("datetime", "date"):
+            props[name] = {"type": "string", "format": "date-time" if kind == "datetime" else "date"}
+        else:
+            props[name] = {"type": _JSON_TYPES[kind]}
+    href = f"{_base(request)}/collections/{layer.id}/queryables"
+    return _json({"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": href, "type": "object",
+                  "title": layer.title or spec.title or layer.id, "properties": props},
+                 media="application/schema+json")
+
+
+async def items(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    params = _params(request)
+    url = f"{_base(request)}/collections/{layer.id}/items"
+    status, headers, body = await run_in_threadpool(F.items, p.cube, layer, params, url)
+    return Response(body, status_code=status, headers=headers)
+
+
+async def item(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    fid = request.path_params["fid"]
+    url = f"{_base(request)}/collections/{layer.id}/items/{fid}"
+    status, headers, body = await run_in_threadpool(F.item, p.cube, layer, fid, _params(request), url)
+    return Response(body, status_code=status, headers=headers)
+
+
+async def platform_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GeoPlatformError)
+    return _json(exc.to_dict(), status=exc.http_status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _json({"code": "NotFound" if exc.status_code == 404 else "NoApplicableCode",
+                  "description": str(exc.detail)}, status=exc.status_code)
+
+
+def create_app(settings: Settings | None = None, *, store: str | Path | None = None,
+               catalog: Path | None = None, layers_dir: Path | None = None) -> Starlette:
+    """The OGC API app over ``store`` (default ``settings.store``), publishing
+    the layers of ``layers_dir`` whose datasets are in the store."""
+    settings = settings or Settings()
+    cat = load_city_catalog(catalog or ROOT / "catalogs" / "sample_city.yaml")
+    cube = open_cube(store if store is not None else settings.store, settings=settings)
+    present = {s.name for s in cube.datasets()}
+    layers = {k: v for k, v in load_layers(layers_dir or ROOT / "layers", cat).items() if v.dataset in present}
+    app = Starlette(
+        debug=False,
+        routes=[
+            Route("/", landing),
+            Route("/conformance", conformance),
+            Route("/collections", collections),
+            Route("/collections/{cid}", collection),
+            Route("/collections/{cid}/queryables", queryables_),
+            Route("/collections/{cid}/items", items),
+            Route("/collections/{cid}/items/{fid}", item),
+        ],
+        exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
+    )
+    app.state.platform = Platform(cube, layers, cat)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app for ``geoplatform serve`` (uvicorn calls this in each worker)."""
+    import os
+
+    layers = os.environ.get("GEOPLATFORM_LAYERS")
+    catalog = os.environ.get("GEOPLATFORM_CATALOG")
+    return create_app(Settings(), layers_dir=Path(layers) if layers else None,
+                      catalog=Path(catalog) if catalog else None)

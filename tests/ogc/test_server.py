@@ -1,0 +1,117 @@
+"""The OGC API server over HTTP, read by GDAL's OAPIF driver (through pyogrio)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyogrio
+import pytest
+
+import geoplatform as gp
+from geoplatform.catalog import load_city_catalog, publish
+from geoplatform.samples.city import build_sample_city
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("city")
+    catalog = load_city_catalog(ROOT / "catalogs" / "sample_city.yaml")
+    with gp.open_cube(work / "store") as cube:
+        publish(cube, catalog, build_sample_city(work / "src"), progress=False)
+    port = _free_port()
+    exe = Path(sys.executable).parent / "geoplatform"
+    proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/conformance", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise RuntimeError(f"the server did not start:\n{out}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_landing_conformance_collections(server: str) -> None:
+    landing = httpx.get(f"{server}/").json()
+    assert {"conformance", "data"} <= {link["rel"] for link in landing["links"]}
+    conf = httpx.get(f"{server}/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
+    assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in conf
+    cols = httpx.get(f"{server}/collections").json()["collections"]
+    assert len(cols) == 13
+    inc = next(c for c in cols if c["id"] == "incidents")
+    assert inc["storageCrs"] == "http://www.opengis.net/def/crs/EPSG/0/4490"
+    assert inc["extent"]["temporal"]["interval"][0][0].startswith("2024-12-31") or \
+        inc["extent"]["temporal"]["interval"][0][0].startswith("2025-01-01")
+
+
+def test_gdal_reads_every_collection_to_the_end(server: str) -> None:
+    layers = [name for name, _ in pyogrio.list_layers(f"OAPIF:{server}")]
+    assert len(layers) == 13
+    for name in layers:
+        matched = httpx.get(f"{server}/collections/{name}/items", params={"limit": 1}).json()["numberMatched"]
+        df = pyogrio.read_dataframe(f"OAPIF:{server}", layer=name)
+        assert len(df) == matched > 0, name
+        assert df.crs.to_epsg() == 4490, name  # GDAL asks for the storage CRS, EPSG:4490
+        b = df.total_bounds  # lon/lat the right way round after the axis-order dance
+        assert 108.5 < b[0] < b[2] < 109.5 and 34.0 < b[1] < b[3] < 34.6, name
+
+
+def test_gdal_filter_is_sent_as_cql2(server: str) -> None:
+    df = pyogrio.read_dataframe(f"OAPIF:{server}", layer="incidents", where="severity >= 4")
+    want = httpx.get(f"{server}/collections/incidents/items",
+                     params={"filter": "severity >= 4", "limit": 1}).json()["numberMatched"]
+    assert len(df) == want > 0 and (df["severity"] >= 4).all()
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/collections/nope", 404),
+    ("/collections/nope/items", 404),
+    ("/collections/incidents/items/not-an-id", 404),
+    ("/collections/air-quality/items/not-a-number", 404),
+    ("/collections/incidents/items?limit=abc", 400),
+    ("/collections/incidents/items?limit=1&limit=2", 400),
+    ("/collections/incidents/items?sortby=", 400),
+    ("/collections/incidents/items?filter=severity%20%3E", 400),
+    ("/collections/incidents/items?filter-lang=cql2-text&filter=severity%3E2", 200),
+    ("/collections/incidents/items?bbox=1,2,3", 400),
+    ("/collections/incidents/items?f=xml", 400),
+    ("/no/such/path", 404),
+])
+def test_errors_are_clean(server: str, path: str, status: int) -> None:
+    r = httpx.get(f"{server}{path}")
+    assert r.status_code == status, r.text
+    if status != 200:
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json()["description"]
+
+
+def test_geojson_media_type_and_content_crs(server: str) -> None:
+    r = httpx.get(f"{server}/collections/incidents/items", params={"limit": 1},
+                  headers={"Accept": "application/geo+json"})
+    assert r.headers["content-type"] == "application/geo+json"
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
