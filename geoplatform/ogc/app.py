@@ -4,7 +4,8 @@ One Starlette app per call, holding its own open cube and layer table: no
 module state, nothing built per request. Cube calls are blocking (Parquet,
 SQLite), so they run in Starlette's thread pool.
 
-Served so far: landing page, conformance, collections and each collection's
+Served so far: landing page, conformance, the OpenAPI 3.0 document,
+collections and each collection's
 metadata, items and single items (Features Part 1 core and GeoJSON, Part 2
 CRS, Part 3 CQL2 filtering) and queryables.
 """
@@ -32,13 +33,16 @@ from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.cube.query import queryables
 from geoplatform.errors import DatasetNotFound, GeoPlatformError, InvalidParameterValue
 from geoplatform.ogc import features as F
+from geoplatform.ogc.openapi import openapi_document
 from geoplatform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON = "application/json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
@@ -93,9 +97,17 @@ async def landing(request: Request) -> Response:
         "links": [
             {"href": f"{base}/", "rel": "self", "type": JSON, "title": "This document"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": JSON, "title": "Conformance"},
+            {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI, "title": "The API definition"},
             {"href": f"{base}/collections", "rel": "data", "type": JSON, "title": "Collections"},
         ],
     })
+
+
+async def api(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    specs = {layer.dataset: p.cube.dataset(layer.dataset) for layer in p.layers.values()}
+    doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
+    return _json(doc, media=OPENAPI)
 
 
 async def conformance(request: Request) -> Response:
@@ -207,6 +219,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         routes=[
             Route("/", landing),
             Route("/conformance", conformance),
+            Route("/api", api),
             Route("/collections", collections),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),

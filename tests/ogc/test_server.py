@@ -34,8 +34,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         publish(cube, catalog, build_sample_city(work / "src"), progress=False)
     port = _free_port()
     exe = Path(sys.executable).parent / "geoplatform"
+    # The log goes to a file: an unread pipe fills up and stalls the server.
+    log = open(work / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
@@ -46,13 +48,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"the server did not start:\n{out}")
+                raise RuntimeError(f"the server did not start:\n{(work / 'server.log').read_text()}")
             time.sleep(0.2)
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def test_landing_conformance_collections(server: str) -> None:
@@ -115,3 +121,13 @@ def test_geojson_media_type_and_content_crs(server: str) -> None:
                   headers={"Accept": "application/geo+json"})
     assert r.headers["content-type"] == "application/geo+json"
     assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+
+
+def test_openapi_document_describes_every_collection(server: str) -> None:
+    r = httpx.get(f"{server}/api")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.oai.openapi+json")
+    doc = r.json()
+    assert doc["openapi"].startswith("3.0")
+    assert "/collections/water-pipes/items" in doc["paths"]
+    params = {p["name"]: p for p in doc["paths"]["/collections/water-pipes/items"]["get"]["parameters"]}
+    assert params["limit"]["schema"]["maximum"] == 10_000

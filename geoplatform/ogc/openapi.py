@@ -1,0 +1,110 @@
+"""The server's OpenAPI 3.0 document, built from the published layers.
+
+Each collection gets its own paths, so a client (or a fuzzer) sees exactly
+the parameters that collection takes: its page limits, its CRS list and its
+queryable properties for ``sortby`` and ``properties``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geoplatform.catalog.layers import LayerConfig
+from geoplatform.crs import resolve_crs
+from geoplatform.cube.model import DatasetSpec
+
+_EXCEPTION = {"description": "An error, as an OGC exception",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}}
+
+
+def _param(name: str, schema: dict[str, Any], description: str, style: str | None = None,
+           explode: bool | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema,
+                         "description": description}
+    if style:
+        p["style"] = style
+    if explode is not None:
+        p["explode"] = explode
+    return p
+
+
+def _json_response(description: str, media: str = "application/json") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": {"type": "object"}}}}
+
+
+def _items_params(layer: LayerConfig, spec: DatasetSpec) -> list[dict[str, Any]]:
+    crs = [resolve_crs(c).uri or resolve_crs(c).id for c in layer.crs]
+    props = [f.name for f in spec.fields if layer.properties is None or f.name in layer.properties]
+    sortable = ["fid", "version", "valid_from", "valid_to", *props]
+    return [
+        _param("f", {"type": "string", "enum": ["json", "geojson"]}, "Output format"),
+        _param("bbox", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+               "Bounding box: minx,miny,maxx,maxy in bbox-crs (its axis order)", "form", False),
+        _param("bbox-crs", {"type": "string", "format": "uri", "enum": crs}, "CRS of bbox (default CRS84)"),
+        _param("datetime", {"type": "string"},
+               "Instant or interval on valid time (RFC 3339; open ends as ..)"),
+        _param("limit", {"type": "integer", "minimum": 1, "maximum": layer.limits.max,
+                         "default": layer.limits.default}, "Items per page"),
+        _param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Items to skip"),
+        _param("properties", {"type": "array", "items": {"type": "string", "enum": props}},
+               "Properties to return", "form", False),
+        _param("sortby", {"type": "array", "items": {"type": "string", "enum": [
+            f"{sign}{p}" for p in sortable for sign in ("", "+", "-")]}}, "Sort keys, - for descending",
+               "form", False),
+        _param("skipGeometry", {"type": "boolean", "default": False}, "Leave geometries out"),
+        _param("filter", {"type": "string"}, "CQL2 filter"),
+        _param("filter-lang", {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"},
+               "Language of filter"),
+        _param("filter-crs", {"type": "string", "enum": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]},
+               "CRS of geometry literals in filter"),
+        _param("crs", {"type": "string", "format": "uri", "enum": crs}, "Output CRS (default CRS84)"),
+    ]
+
+
+def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpec], title: str,
+                     server_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document for ``layers`` (each with its dataset's spec)."""
+    paths: dict[str, Any] = {
+        "/": {"get": {"summary": "Landing page", "operationId": "landing",
+                      "responses": {"200": _json_response("Links to the API")}}},
+        "/conformance": {"get": {"summary": "Conformance classes", "operationId": "conformance",
+                                 "responses": {"200": _json_response("The classes implemented")}}},
+        "/api": {"get": {"summary": "This document", "operationId": "api",
+                         "responses": {"200": _json_response("OpenAPI 3.0", "application/vnd.oai.openapi+json;version=3.0")}}},
+        "/collections": {"get": {"summary": "Collections", "operationId": "collections",
+                                 "responses": {"200": _json_response("The published collections")}}},
+    }
+    for layer in layers.values():
+        spec = specs[layer.dataset]
+        base = f"/collections/{layer.id}"
+        op = layer.id.replace("-", "_")
+        paths[base] = {"get": {"summary": f"{layer.title or spec.title or layer.id}", "operationId": f"{op}_collection",
+                               "responses": {"200": _json_response("Collection metadata"), "404": _EXCEPTION}}}
+        paths[f"{base}/queryables"] = {"get": {
+            "summary": "Queryable properties", "operationId": f"{op}_queryables",
+            "responses": {"200": _json_response("JSON Schema of the queryables", "application/schema+json")}}}
+        paths[f"{base}/items"] = {"get": {
+            "summary": f"Items of {layer.id}", "operationId": f"{op}_items",
+            "parameters": _items_params(layer, spec),
+            "responses": {"200": _json_response("A page of features", "application/geo+json"),
+                          "400": _EXCEPTION, "404": _EXCEPTION}}}
+        paths[f"{base}/items/{{featureId}}"] = {"get": {
+            "summary": f"One item of {layer.id}", "operationId": f"{op}_item",
+            "parameters": [
+                {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}},
+                _param("crs", {"type": "string", "format": "uri",
+                               "enum": [resolve_crs(c).uri or resolve_crs(c).id for c in layer.crs]}, "Output CRS"),
+                _param("skipGeometry", {"type": "boolean", "default": False}, "Leave the geometry out"),
+            ],
+            "responses": {"200": _json_response("A feature", "application/geo+json"),
+                          "400": _EXCEPTION, "404": _EXCEPTION}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": "0.1.0",
+                 "description": "OGC API Features over the geoplatform cube"},
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {"schemas": {"exception": {
+            "type": "object", "required": ["code"],
+            "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}}},
+    }
