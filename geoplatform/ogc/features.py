@@ -80,8 +80,9 @@ def query_params(layer: LayerConfig, params: Mapping[str, str]) -> tuple[dict[st
         raise InvalidParameterValue(f"unknown query parameters {unknown}; this resource takes "
                                     f"{sorted(ITEMS_PARAMS)}")
     limit = _int("limit", params["limit"], 1) if "limit" in params else layer.limits.default
-    if limit > layer.limits.max:
-        raise InvalidParameterValue(f"limit must be <= {layer.limits.max} for collection {layer.id!r}")
+    # Asking for more than the maximum is not an error: the page holds the
+    # maximum and a next link leads on (OGC API Features, the limit parameter).
+    limit = min(limit, layer.limits.max)
     offset = _int("offset", params["offset"], 0) if "offset" in params else 0
     q: dict[str, Any] = {}
     if "bbox" in params:
