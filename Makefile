@@ -21,14 +21,16 @@ $(STAMP): setup.cfg setup.py
 demo: $(STAMP)
 	$(BIN)/geoplatform demo --store $(STORE)
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# PostgreSQL 15 runs on the machine; PostGIS and GDAL's ogr2ogr (benchmark
-# anchors) come from Debian's packages.
+# From Debian's packages: QGIS's Python bindings (the tests drive the server
+# with QGIS), PostGIS for the PostgreSQL 15 that runs on the machine and GDAL's
+# ogr2ogr (benchmark anchors).
+SYSTEM_PACKAGES := python3-qgis postgresql-15-postgis-3 gdal-bin
 system-deps:
-	@if ! dpkg -s postgresql-15-postgis-3 gdal-bin >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-postgis-3 gdal-bin; \
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	fi
 
 bench: $(STAMP) system-deps

@@ -228,7 +228,10 @@ def plan_kills(calib: Child, rng: np.random.Generator) -> list[tuple[str, float]
         ("commit", t["committed"] - t["commit"], 5),  # the catalog transaction
         ("done", 0.1, 2),  # after it all
     ]
-    kills = [(a, float(rng.uniform(0, n_s))) for a, n_s, n in windows for _ in range(n)]
+    # Files appear only late in the writing window (sorting comes first), so
+    # its kills fall in its second half: most of them then leave files behind.
+    kills = [(a, float(rng.uniform(0.5 * n_s if a == "write" else 0.0, n_s))) for a, n_s, n in windows
+             for _ in range(n)]
     assert len(kills) == TRIALS
     return kills
 
