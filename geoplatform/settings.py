@@ -32,3 +32,5 @@ class Settings(BaseSettings):
     fsync: bool = Field(default=True, description="fsync data files before a commit")
     lock_timeout_s: float = Field(default=600.0, gt=0)
     progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")
+    api_key: str | None = Field(default=None, description="Key that writes through the API must present "
+                                "(X-API-Key or Authorization: Bearer); None: the API takes no writes")

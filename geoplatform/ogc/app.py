@@ -5,13 +5,15 @@ module state, nothing built per request. Cube calls are blocking (Parquet,
 SQLite), so they run in Starlette's thread pool.
 
 Served so far: landing page, conformance, the OpenAPI 3.0 document,
-collections and each collection's
-metadata, items and single items (Features Part 1 core and GeoJSON, Part 2
-CRS, Part 3 CQL2 filtering) and queryables.
+collections and each collection's metadata, items and single items (Features
+Part 1 core and GeoJSON, Part 2 CRS, Part 3 CQL2 filtering), queryables, and
+create / replace / update / delete of items on editable layers (Part 4, with
+ETag / If-Match; writes need the configured API key).
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.cube.query import queryables
 from geoplatform.errors import DatasetNotFound, GeoPlatformError, InvalidParameterValue
 from geoplatform.ogc import features as F
+from geoplatform.ogc import transactions as T
 from geoplatform.ogc.openapi import openapi_document
 from geoplatform.settings import Settings
 
@@ -191,7 +194,60 @@ async def item(request: Request) -> Response:
     fid = request.path_params["fid"]
     url = f"{_base(request)}/collections/{layer.id}/items/{fid}"
     status, headers, body = await run_in_threadpool(F.item, p.cube, layer, fid, _params(request), url)
+    version = orjson.loads(body)["properties"].get("version")
+    if version is not None:
+        headers["ETag"] = T.etag(fid, int(version))
     return Response(body, status_code=status, headers=headers)
+
+
+def _authorised(request: Request) -> None:
+    """Writes need the configured API key; with none configured, no writes at all."""
+    key = request.app.state.settings.api_key
+    if key is None:
+        raise Forbidden("this server takes no writes (no API key is configured)")
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if given is None:
+        raise Unauthorized("writes need the API key (X-API-Key, or Authorization: Bearer)")
+    if not hmac.compare_digest(given, key):
+        raise Forbidden("the API key is not valid")
+
+
+async def create_item(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    _authorised(request)
+    url = f"{_base(request)}/collections/{layer.id}/items"
+    body = await request.body()
+    status, headers, out = await run_in_threadpool(T.create, p.cube, layer, body, request.headers, url)
+    return Response(out, status_code=status, headers=headers)
+
+
+async def write_item(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    _authorised(request)
+    fid = request.path_params["fid"]
+    if request.method == "DELETE":
+        result = await run_in_threadpool(T.delete, p.cube, layer, fid, request.headers)
+    else:
+        body = await request.body()
+        fn = T.replace if request.method == "PUT" else T.update
+        result = await run_in_threadpool(fn, p.cube, layer, fid, body, request.headers)
+    status, headers, out = result
+    return Response(out, status_code=status, headers=headers)
+
+
+class Unauthorized(GeoPlatformError):
+    http_status = 401
+    ogc_code = "Unauthorized"
+
+
+class Forbidden(GeoPlatformError):
+    http_status = 403
+    ogc_code = "Forbidden"
 
 
 async def platform_error(request: Request, exc: Exception) -> Response:
@@ -223,12 +279,15 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             Route("/collections", collections),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
-            Route("/collections/{cid}/items", items),
-            Route("/collections/{cid}/items/{fid}", item),
+            Route("/collections/{cid}/items", items, methods=["GET"]),
+            Route("/collections/{cid}/items", create_item, methods=["POST"]),
+            Route("/collections/{cid}/items/{fid}", item, methods=["GET"]),
+            Route("/collections/{cid}/items/{fid}", write_item, methods=["PUT", "PATCH", "DELETE"]),
         ],
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
     app.state.platform = Platform(cube, layers, cat)
+    app.state.settings = settings
     return app
 
 

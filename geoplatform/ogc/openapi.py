@@ -61,6 +61,20 @@ def _items_params(layer: LayerConfig, spec: DatasetSpec) -> list[dict[str, Any]]
     ]
 
 
+def _write_op(op_id: str, summary: str, ok: str, *, body: bool = True, path_id: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary, "operationId": op_id, "security": [{"apiKey": []}],
+        "responses": {ok: {"description": "Done"}, "400": _EXCEPTION, "401": _EXCEPTION, "403": _EXCEPTION,
+                      "404": _EXCEPTION, "405": _EXCEPTION, "409": _EXCEPTION, "412": _EXCEPTION},
+    }
+    if path_id:
+        op["parameters"] = [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}},
+                            {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}]
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/geo+json": {"schema": {"type": "object"}}}}
+    return op
+
+
 def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpec], title: str,
                      server_url: str) -> dict[str, Any]:
     """The OpenAPI 3.0.3 document for ``layers`` (each with its dataset's spec)."""
@@ -88,6 +102,8 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
             "parameters": _items_params(layer, spec),
             "responses": {"200": _json_response("A page of features", "application/geo+json"),
                           "400": _EXCEPTION, "404": _EXCEPTION}}}
+        if layer.editable:
+            paths[f"{base}/items"]["post"] = _write_op(f"{op}_create", "Create an item", "201", path_id=False)
         paths[f"{base}/items/{{featureId}}"] = {"get": {
             "summary": f"One item of {layer.id}", "operationId": f"{op}_item",
             "parameters": [
@@ -98,13 +114,22 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
             ],
             "responses": {"200": _json_response("A feature", "application/geo+json"),
                           "400": _EXCEPTION, "404": _EXCEPTION}}}
+    for layer in layers.values():
+        if layer.editable:
+            item_path = paths[f"/collections/{layer.id}/items/{{featureId}}"]
+            op = layer.id.replace("-", "_")
+            item_path["put"] = _write_op(f"{op}_replace", "Replace an item (a new version)", "204")
+            item_path["patch"] = _write_op(f"{op}_update", "Update some properties (a new version)", "204")
+            item_path["delete"] = _write_op(f"{op}_delete", "End the item (its history stays)", "204", body=False)
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "version": "0.1.0",
                  "description": "OGC API Features over the geoplatform cube"},
         "servers": [{"url": server_url}],
         "paths": paths,
-        "components": {"schemas": {"exception": {
-            "type": "object", "required": ["code"],
-            "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}}},
+        "components": {
+            "schemas": {"exception": {
+                "type": "object", "required": ["code"],
+                "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}},
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
     }

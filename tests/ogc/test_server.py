@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,9 +28,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("city")
+@contextmanager
+def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``geoplatform serve`` of the sample city, built in ``work``, on a free port."""
     catalog = load_city_catalog(ROOT / "catalogs" / "sample_city.yaml")
     with gp.open_cube(work / "store") as cube:
         publish(cube, catalog, build_sample_city(work / "src"), progress=False)
@@ -37,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The log goes to a file: an unread pipe fills up and stalls the server.
     log = open(work / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
@@ -59,6 +61,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_server(tmp_path_factory.mktemp("city")) as url:
+        yield url
 
 
 def test_landing_conformance_collections(server: str) -> None:
