@@ -240,6 +240,17 @@ async def write_item(request: Request) -> Response:
     return Response(out, status_code=status, headers=headers)
 
 
+async def item_history(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    fid = request.path_params["fid"]
+    if _params(request):
+        raise InvalidParameterValue("the history resource takes no query parameters")
+    url = f"{_base(request)}/collections/{layer.id}/items/{fid}/history"
+    status, headers, body = await run_in_threadpool(F.history, p.cube, layer, fid, url)
+    return Response(body, status_code=status, headers=headers)
+
+
 class Unauthorized(GeoPlatformError):
     http_status = 401
     ogc_code = "Unauthorized"
@@ -283,6 +294,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             Route("/collections/{cid}/items", create_item, methods=["POST"]),
             Route("/collections/{cid}/items/{fid}", item, methods=["GET"]),
             Route("/collections/{cid}/items/{fid}", write_item, methods=["PUT", "PATCH", "DELETE"]),
+            Route("/collections/{cid}/items/{fid}/history", item_history, methods=["GET"]),
         ],
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )

@@ -29,8 +29,8 @@ GEOJSON = "application/geo+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 #: Parameters of the items resource (Features Parts 1-3); anything else is a 400.
 ITEMS_PARAMS = frozenset({"f", "bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby",
-                          "skipGeometry", "filter", "filter-lang", "filter-crs", "crs"})
-ITEM_PARAMS = frozenset({"f", "crs", "properties", "skipGeometry"})
+                          "skipGeometry", "filter", "filter-lang", "filter-crs", "crs", "as-of"})
+ITEM_PARAMS = frozenset({"f", "crs", "properties", "skipGeometry", "as-of"})
 
 
 def _bool(name: str, value: str) -> bool:
@@ -96,6 +96,8 @@ def query_params(layer: LayerConfig, params: Mapping[str, str]) -> tuple[dict[st
         raise InvalidParameterValue("bbox-crs needs a bbox")
     if "datetime" in params:
         q["datetime"] = params["datetime"]
+    if "as-of" in params:  # record time: what the platform knew then (a snapshot id or a date-time)
+        q["as_of"] = params["as-of"]
     if "properties" in params:
         q["properties"] = [p.strip() for p in params["properties"].split(",") if p.strip()]
     if "sortby" in params:
@@ -185,7 +187,7 @@ def item(cube: "Cube", layer: LayerConfig, fid: str, params: Mapping[str, str],
     crs = _output_crs(layer, params.get("crs"))
     skip = _bool("skipGeometry", params["skipGeometry"]) if "skipGeometry" in params else False
     try:
-        gdf = cube.get(layer.dataset, fid, crs=crs.id)
+        gdf = cube.get(layer.dataset, fid, crs=crs.id, as_of=params.get("as-of"))
     except FeatureNotFound:
         raise FeatureNotFound(f"collection {layer.id!r} has no item {fid!r}") from None
     if layer.properties is not None:
@@ -194,6 +196,26 @@ def item(cube: "Cube", layer: LayerConfig, fid: str, params: Mapping[str, str],
     feature = features(gdf, crs, skip)[0]
     feature["links"] = [{"href": base_url, "rel": "self", "type": GEOJSON, "title": "This feature"}]
     return 200, _headers(crs), orjson.dumps(feature)
+
+
+def history(cube: "Cube", layer: LayerConfig, fid: str, base_url: str) -> tuple[int, dict[str, str], bytes]:
+    """``/collections/{id}/items/{fid}/history``: every version of the item,
+    each with its valid time and the snapshots that wrote and ended it."""
+    try:
+        gdf = cube.history(layer.dataset, fid)
+    except FeatureNotFound:
+        raise FeatureNotFound(f"collection {layer.id!r} has no item {fid!r}") from None
+    crs = resolve_crs("OGC:CRS84")
+    gdf = gdf.to_crs(crs.pyproj_crs) if gdf.crs is not None else gdf
+    if layer.properties is not None:
+        gdf = gdf[[c for c in gdf.columns if c in ("fid", "geometry", "version", "valid_from", "valid_to",
+                                                   "record_from", "record_to") or c in layer.properties]]
+    feats = features(gdf, crs, False)
+    for f, rf in zip(feats, gdf["record_from"]):
+        f["properties"]["record_from"] = _plain(rf)
+    body = {"type": "FeatureCollection", "features": feats, "numberReturned": len(feats),
+            "links": [{"href": base_url, "rel": "self", "type": GEOJSON, "title": "Versions of this item"}]}
+    return 200, _headers(crs), orjson.dumps(body)
 
 
 def _headers(crs: Any) -> dict[str, str]:

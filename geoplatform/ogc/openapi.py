@@ -58,6 +58,8 @@ def _items_params(layer: LayerConfig, spec: DatasetSpec) -> list[dict[str, Any]]
         _param("filter-crs", {"type": "string", "enum": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]},
                "CRS of geometry literals in filter"),
         _param("crs", {"type": "string", "format": "uri", "enum": crs}, "Output CRS (default CRS84)"),
+        _param("as-of", {"type": "string"},
+               "Record time: a snapshot id or an RFC 3339 date-time; the items as the platform knew them then"),
     ]
 
 
@@ -111,10 +113,17 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
                 _param("crs", {"type": "string", "format": "uri",
                                "enum": [resolve_crs(c).uri or resolve_crs(c).id for c in layer.crs]}, "Output CRS"),
                 _param("skipGeometry", {"type": "boolean", "default": False}, "Leave the geometry out"),
+                _param("as-of", {"type": "string"}, "Record time: a snapshot id or an RFC 3339 date-time"),
             ],
             "responses": {"200": _json_response("A feature", "application/geo+json"),
                           "400": _EXCEPTION, "404": _EXCEPTION}}}
     for layer in layers.values():
+        op = layer.id.replace("-", "_")
+        paths[f"/collections/{layer.id}/items/{{featureId}}/history"] = {"get": {
+            "summary": "Every version of an item", "operationId": f"{op}_item_history",
+            "parameters": [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json_response("The versions, oldest first", "application/geo+json"),
+                          "404": _EXCEPTION}}}
         if layer.editable:
             item_path = paths[f"/collections/{layer.id}/items/{{featureId}}"]
             op = layer.id.replace("-", "_")

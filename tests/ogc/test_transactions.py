@@ -96,3 +96,22 @@ def test_missing_items(srv: tuple[str, object]) -> None:
     assert httpx.put(f"{items}/NOPE", json=_valve("NOPE"), headers=H).status_code == 404
     assert httpx.patch(f"{items}/NOPE", json={"properties": {}}, headers=H).status_code == 404
     assert httpx.delete(f"{items}/NOPE", headers=H).status_code == 404
+
+
+def test_as_of_and_history_over_http(srv: tuple[str, object]) -> None:
+    url, _ = srv
+    items = f"{url}/collections/water-valves/items"
+    assert httpx.post(items, json=_valve("V-HIST", "open"), headers=H).status_code == 201
+    first = int(httpx.post(items, json=_valve("V-HIST2"), headers=H).headers["x-snapshot"]) - 1
+    assert httpx.put(f"{items}/V-HIST", json=_valve("V-HIST", "closed"), headers=H).status_code == 204
+    assert httpx.get(f"{items}/V-HIST").json()["properties"]["status"] == "closed"
+    then = httpx.get(f"{items}/V-HIST", params={"as-of": first})
+    assert then.status_code == 200 and then.json()["properties"]["status"] == "open"
+    listed = httpx.get(items, params={"as-of": first, "filter": "status = 'open'", "limit": 10000}).json()
+    assert "V-HIST" in {f["id"] for f in listed["features"]}
+    hist = httpx.get(f"{items}/V-HIST/history").json()
+    assert [f["properties"]["version"] for f in hist["features"]] == [1, 2]
+    assert [f["properties"]["status"] for f in hist["features"]] == ["open", "closed"]
+    assert hist["features"][0]["properties"]["record_to"] == hist["features"][1]["properties"]["record_from"]
+    assert httpx.get(f"{items}/NOPE/history").status_code == 404
+    assert httpx.get(f"{items}/V-HIST", params={"as-of": "999999"}).status_code == 404
