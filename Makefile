@@ -1,5 +1,6 @@
 # geoplatform: the two commands of the README, and the benchmarks.
-#   make demo   build the bundled sample city into the embedded store and query it
+#   make demo   build the bundled sample city into the embedded store, query it, and
+#               serve it as OGC API Features on http://127.0.0.1:5000 (Ctrl-C stops)
 #   make test   the whole test suite
 # Both set up everything they need on a fresh machine (a virtualenv in .venv).
 
@@ -18,8 +19,11 @@ $(STAMP): setup.cfg setup.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+PORT   ?= 5000
+
 demo: $(STAMP)
 	$(BIN)/geoplatform demo --store $(STORE)
+	$(BIN)/geoplatform serve --store $(STORE) --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
