@@ -8,6 +8,7 @@ sorting, paging and the output type.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
@@ -22,9 +23,10 @@ from geoplatform.crs import resolve_crs, transform_geometries, transform_xy
 from geoplatform.cube.backend import ScanRequest, StorageBackend
 from geoplatform.cube.model import DatasetSpec, SortKey, SpatialPredicate, TimeInterval
 from geoplatform.cube.times import interval_us, parse_instant, parse_interval
-from geoplatform.errors import InvalidParameterValue
+from geoplatform.errors import InvalidParameterValue, SnapshotNotFound
 
 _PREDICATES = ("intersects", "within", "contains", "dwithin")
+_SNAPSHOT_ID = re.compile(r"^[0-9]+$")  # ASCII only: str.isdigit() also takes '³'
 _SYSTEM_SORTABLE = ("fid", "version", "valid_from", "valid_to", "record_from")
 BBOX_PATHS = [("bbox", "xmin"), ("bbox", "ymin"), ("bbox", "xmax"), ("bbox", "ymax")]
 
@@ -70,9 +72,11 @@ def resolve_snapshot(backend: StorageBackend, name: str, as_of: int | str | date
     snapshot committed at or before a time; ``None`` is the head."""
     if as_of is None:
         return backend.head(name)
+    if isinstance(as_of, str) and _SNAPSHOT_ID.match(as_of.strip()):
+        as_of = int(as_of)
     if isinstance(as_of, (int, np.integer)) and not isinstance(as_of, bool):
-        return backend.check_snapshot(name, int(as_of))
-    if isinstance(as_of, str) and as_of.strip().isdigit():
+        if not 0 < int(as_of) < 2**63:
+            raise SnapshotNotFound(f"dataset {name!r} has no snapshot {as_of}", dataset=name)
         return backend.check_snapshot(name, int(as_of))
     return backend.snapshot_at(name, parse_instant(as_of))
 

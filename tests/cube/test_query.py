@@ -267,3 +267,15 @@ def test_cql2_errors_are_filter_errors(cube: gp.Cube) -> None:
         cube.query("obs", filter="value > ")
     with pytest.raises(gp.errors.FilterError):
         cube.query("obs", filter="kind = 'x'; DROP TABLE datasets; --")
+
+
+def test_as_of_out_of_range_is_not_found(cube: gp.Cube) -> None:
+    for bad in (0, -1, 2**64, "999999999999999999999999999999"):
+        with pytest.raises(SnapshotNotFound):
+            cube.query("zones", as_of=bad)
+    for bad in ("³", "٣", "1e3"):
+        with pytest.raises(InvalidParameterValue):
+            cube.query("zones", as_of=bad)
+    for bad in ():
+        with pytest.raises(SnapshotNotFound):
+            cube.query("zones", as_of=bad)
