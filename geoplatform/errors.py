@@ -117,3 +117,38 @@ class StoreError(GeoPlatformError, OSError):
 
     http_status = 500
     ogc_code = "NoApplicableCode"
+
+
+class Unauthorized(GeoPlatformError, PermissionError):
+    """A write (or a restricted read) came without credentials."""
+
+    http_status = 401
+    ogc_code = "Unauthorized"
+
+
+class Forbidden(GeoPlatformError, PermissionError):
+    """The credentials do not allow this."""
+
+    http_status = 403
+    ogc_code = "Forbidden"
+
+
+class NotEditable(GeoPlatformError):
+    """The collection does not accept writes."""
+
+    http_status = 405
+    ogc_code = "MethodNotAllowed"
+
+
+class FeatureExists(GeoPlatformError):
+    """The feature to create exists already."""
+
+    http_status = 409
+    ogc_code = "Conflict"
+
+
+class PreconditionFailed(GeoPlatformError):
+    """If-Match names a version that is no longer the current one."""
+
+    http_status = 412
+    ogc_code = "PreconditionFailed"

@@ -13,28 +13,12 @@ import pandas as pd
 import shapely
 
 
-def _plain(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT or v is pd.NA:
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat().replace("+00:00", "Z")
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def feature_collection(gdf: gpd.GeoDataFrame) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection; the feature id is the dataset's fid."""
-    props = [c for c in gdf.columns if c not in ("geometry", "fid")]
-    geoms = shapely.to_geojson(np.asarray(gdf.geometry.array, dtype=object))
-    feats = []
-    for i, row in enumerate(gdf[props].itertuples(index=False, name=None)):
-        feats.append({
-            "type": "Feature",
-            "id": _plain(gdf["fid"].iat[i]) if "fid" in gdf.columns else i,
-            "geometry": orjson.Fragment(geoms[i]) if geoms[i] is not None else None,
-            "properties": {k: _plain(v) for k, v in zip(props, row)},
-        })
+    """A GeoJSON FeatureCollection (the same encoding the OGC API serves)."""
+    from geoplatform.crs import resolve_crs
+    from geoplatform.ogc.features import features
+
+    feats = features(gdf, resolve_crs("OGC:CRS84"), False)
     return {"type": "FeatureCollection", "numberReturned": len(feats), "features": feats}
 
 

@@ -34,7 +34,9 @@ from geoplatform.crs import resolve_crs
 from geoplatform.cube.cql2 import SUPPORTED_CONFORMANCE
 from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.cube.query import queryables
-from geoplatform.errors import CatalogError, DatasetNotFound, GeoPlatformError, InvalidParameterValue
+from geoplatform.errors import (
+    CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, Unauthorized,
+)
 from geoplatform.ogc import features as F
 from geoplatform.ogc import transactions as T
 from geoplatform.ogc.openapi import openapi_document
@@ -334,16 +336,6 @@ async def item_history(request: Request) -> Response:
     url = f"{_base(request)}/collections/{layer.id}/items/{fid}/history"
     status, headers, body = await run_in_threadpool(F.history, p.cube, layer, fid, url)
     return Response(body, status_code=status, headers=headers)
-
-
-class Unauthorized(GeoPlatformError):
-    http_status = 401
-    ogc_code = "Unauthorized"
-
-
-class Forbidden(GeoPlatformError):
-    http_status = 403
-    ogc_code = "Forbidden"
 
 
 async def platform_error(request: Request, exc: Exception) -> Response:

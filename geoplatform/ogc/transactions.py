@@ -18,34 +18,15 @@ import shapely
 
 from geoplatform.catalog.layers import LayerConfig
 from geoplatform.crs import resolve_crs
-from geoplatform.errors import FeatureNotFound, GeoPlatformError, InvalidParameterValue
+from geoplatform.errors import (
+    FeatureExists, FeatureNotFound, InvalidParameterValue, NotEditable, PreconditionFailed,
+)
 from geoplatform.storage.records import coerce_fid
 
 if TYPE_CHECKING:
     from geoplatform.cube.cube import Cube
 
 SYSTEM_PROPERTIES = ("version", "record_from")
-
-
-class PreconditionFailed(GeoPlatformError):
-    """If-Match names a version that is no longer the current one."""
-
-    http_status = 412
-    ogc_code = "PreconditionFailed"
-
-
-class Conflict(GeoPlatformError):
-    """The feature to create exists already."""
-
-    http_status = 409
-    ogc_code = "Conflict"
-
-
-class NotEditable(GeoPlatformError):
-    """The collection does not accept writes."""
-
-    http_status = 405
-    ogc_code = "MethodNotAllowed"
 
 
 def etag(fid: Any, version: int) -> str:
@@ -130,7 +111,7 @@ def create(cube: "Cube", layer: LayerConfig, body: bytes, headers: Mapping[str, 
     except FeatureNotFound:
         pass
     else:
-        raise Conflict(f"collection {layer.id!r} already has item {fid!r}; use PUT to replace it")
+        raise FeatureExists(f"collection {layer.id!r} already has item {fid!r}; use PUT to replace it")
     geom, crs = _geometry(feature, headers.get("content-crs"))
     frame = _frame(cube, layer, feature.get("properties") or {}, fid, geom, crs)
     report = cube.ingest(layer.dataset, frame, mode="append", progress=False, source_crs=crs.id)
