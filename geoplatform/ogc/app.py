@@ -81,6 +81,13 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _no_params(request: Request) -> None:
+    """Metadata resources take no parameters but ``f``; anything else is a 400."""
+    extra = sorted(_params(request))
+    if extra:
+        raise InvalidParameterValue(f"unknown query parameters {extra}; this resource takes only f")
+
+
 def _params(request: Request) -> dict[str, str]:
     """Query parameters, each at most once; ``f`` names the one format served (JSON)."""
     params: dict[str, str] = {}
@@ -95,6 +102,7 @@ def _params(request: Request) -> dict[str, str]:
 
 
 async def landing(request: Request) -> Response:
+    _no_params(request)
     base = _base(request)
     p: Platform = request.app.state.platform
     return _json({
@@ -110,6 +118,7 @@ async def landing(request: Request) -> Response:
 
 
 async def api(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     specs = {layer.dataset: p.cube.dataset(layer.dataset) for layer in p.layers.values()}
     doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
@@ -117,6 +126,7 @@ async def api(request: Request) -> Response:
 
 
 async def conformance(request: Request) -> Response:
+    _no_params(request)
     return _json({"conformsTo": list(CONFORMANCE)})
 
 
@@ -147,6 +157,7 @@ def _collection(p: Platform, layer: LayerConfig, base: str) -> dict[str, Any]:
 
 
 async def collections(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     base = _base(request)
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
@@ -156,12 +167,14 @@ async def collections(request: Request) -> Response:
 
 
 async def collection(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     layer = p.layer(request.path_params["cid"])
     return _json(await run_in_threadpool(_collection, p, layer, _base(request)))
 
 
 async def queryables_(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     layer = p.layer(request.path_params["cid"])
     spec = p.cube.dataset(layer.dataset)
@@ -272,6 +285,7 @@ def _records_collection(p: Platform, base: str) -> dict[str, Any]:
 
 
 async def records_collection(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     return _json(await run_in_threadpool(_records_collection, p, _base(request)))
 
@@ -308,6 +322,7 @@ async def record(request: Request) -> Response:
 
 
 async def stac_root(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     base = _base(request)
     children = [(layer.title or layer.dataset, f"{base}/stac/collections/{layer.dataset}") for layer in p.layers.values()]
@@ -316,6 +331,7 @@ async def stac_root(request: Request) -> Response:
 
 
 async def stac_collection(request: Request) -> Response:
+    _no_params(request)
     p: Platform = request.app.state.platform
     name = request.path_params["name"]
     layer = next((v for v in p.layers.values() if v.dataset == name), None)

@@ -116,6 +116,11 @@ def test_gdal_filter_is_sent_as_cql2(server: str) -> None:
     ("/collections/incidents/items?bbox=1,2,3", 400),
     ("/collections/incidents/items?f=xml", 400),
     ("/no/such/path", 404),
+    ("/?colour=red", 400),
+    ("/collections?limit=5", 400),
+    ("/collections/incidents?bbox=1,2,3,4", 400),
+    ("/conformance?f=json", 200),
+    ("/collections/incidents/queryables?x=1", 400),
 ])
 def test_errors_are_clean(server: str, path: str, status: int) -> None:
     r = httpx.get(f"{server}{path}")
