@@ -161,7 +161,7 @@ async def collections(request: Request) -> Response:
     p: Platform = request.app.state.platform
     base = _base(request)
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
-    cols.append(await run_in_threadpool(_records_collection, p, base))
+    cols.append(_records_collection(p, base, [c["extent"]["spatial"]["bbox"][0] for c in cols]))
     return _json({"collections": cols, "links": [
         {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"}]})
 
@@ -211,9 +211,6 @@ async def item(request: Request) -> Response:
     fid = request.path_params["fid"]
     url = f"{_base(request)}/collections/{layer.id}/items/{fid}"
     status, headers, body = await run_in_threadpool(F.item, p.cube, layer, fid, _params(request), url)
-    version = orjson.loads(body)["properties"].get("version")
-    if version is not None:
-        headers["ETag"] = T.etag(fid, int(version))
     return Response(body, status_code=status, headers=headers)
 
 
@@ -272,11 +269,14 @@ def _records(p: Platform, base: str) -> list[dict[str, Any]]:
     return out
 
 
-def _records_collection(p: Platform, base: str) -> dict[str, Any]:
+def _records_collection(p: Platform, base: str, layer_boxes: list[list[float]] | None = None) -> dict[str, Any]:
+    """The catalog collection; its extent spans the layers' (``layer_boxes`` when
+    the caller has them already, so /collections describes each dataset once)."""
     href = f"{base}/collections/{RECORDS}"
-    boxes = [r["geometry"]["coordinates"][0] for r in _records(p, base) if r["geometry"]]
-    bbox = [min(b[0][0] for b in boxes), min(b[0][1] for b in boxes), max(b[2][0] for b in boxes),
-            max(b[2][1] for b in boxes)] if boxes else [-180.0, -90.0, 180.0, 90.0]
+    if layer_boxes is None:
+        layer_boxes = [_collection(p, layer, base)["extent"]["spatial"]["bbox"][0] for layer in p.layers.values()]
+    bbox = [min(b[0] for b in layer_boxes), min(b[1] for b in layer_boxes), max(b[2] for b in layer_boxes),
+            max(b[3] for b in layer_boxes)] if layer_boxes else [-180.0, -90.0, 180.0, 90.0]
     return {"id": RECORDS, "title": "Dataset catalog", "itemType": "record",
             "description": "Every published dataset: owner department, theme, licence, source, extent",
             "extent": {"spatial": {"bbox": [bbox], "crs": F.CRS84}},

@@ -121,6 +121,11 @@ def query_params(layer: LayerConfig, params: Mapping[str, str]) -> tuple[dict[st
     return q, _output_crs(layer, params.get("crs")), skip, limit, offset
 
 
+def etag(fid: Any, version: int) -> str:
+    """An item's entity tag: its id and version."""
+    return f'"{fid}@{version}"'
+
+
 def _plain(v: Any) -> Any:
     if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return None
@@ -161,7 +166,9 @@ def items(cube: "Cube", layer: LayerConfig, params: Mapping[str, str],
     ``numberMatched`` and ``next``/``prev`` links."""
     q, crs, skip, limit, offset = query_params(layer, params)
     gdf = cube.query(layer.dataset, crs=crs.id, limit=limit, offset=offset, **q)
-    matched = cube.count(layer.dataset, **q)
+    # A short page that is not past the end shows where the matches end: no second scan.
+    short = len(gdf) < limit and (len(gdf) > 0 or offset == 0)
+    matched = offset + len(gdf) if short else cube.count(layer.dataset, **q)
     links = [_link(base_url, params, "self")]
     if offset + len(gdf) < matched:
         links.append(_link(base_url, params, "next", offset=offset + limit, limit=limit))
@@ -195,7 +202,7 @@ def item(cube: "Cube", layer: LayerConfig, fid: str, params: Mapping[str, str],
                    or c in layer.properties]]
     feature = features(gdf, crs, skip)[0]
     feature["links"] = [{"href": base_url, "rel": "self", "type": GEOJSON, "title": "This feature"}]
-    return 200, _headers(crs), orjson.dumps(feature)
+    return 200, {**_headers(crs), "ETag": etag(fid, int(gdf["version"].iat[0]))}, orjson.dumps(feature)
 
 
 def history(cube: "Cube", layer: LayerConfig, fid: str, base_url: str) -> tuple[int, dict[str, str], bytes]:

@@ -17,6 +17,7 @@ import orjson
 import shapely
 
 from geoplatform.catalog.layers import LayerConfig
+from geoplatform.ogc.features import etag
 from geoplatform.crs import resolve_crs
 from geoplatform.errors import (
     FeatureExists, FeatureNotFound, InvalidParameterValue, NotEditable, PreconditionFailed,
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from geoplatform.cube.cube import Cube
 
 SYSTEM_PROPERTIES = ("version", "record_from")
-
-
-def etag(fid: Any, version: int) -> str:
-    return f'"{fid}@{version}"'
 
 
 def current_etag(cube: "Cube", layer: LayerConfig, fid: str) -> str:

@@ -445,11 +445,8 @@ class GeoParquetBackend(StorageBackend):
         if not len(sel):
             return records.finish_scan([], schema, with_positions)
         parts = self._read(ds.spec, m, sel, columns, request, with_positions)
-        # A selective read has applied the bbox and time test already.
-        selective = request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
-        return records.finish_scan(
-            [(s, records.exact_filter(t, request, bbox_time=not selective)) for s, t in parts], schema,
-            with_positions)
+        return records.finish_scan([(s, records.exact_filter(t, request)) for s, t in parts], schema,
+                                   with_positions)
 
     def history(self, name: str, fid: Any) -> pa.Table:
         ds = self.db.dataset(name)

@@ -117,21 +117,6 @@ def times_us(col: pa.ChunkedArray, null_as: int) -> np.ndarray:
     return arr.to_numpy()
 
 
-def _bbox_time_expr(request: ScanRequest) -> pc.Expression | None:
-    expr = None
-    if request.bbox is not None:
-        x0, y0, x1, y1 = request.bbox
-        expr = ((pc.field("bbox", "xmax") >= x0) & (pc.field("bbox", "xmin") <= x1)
-                & (pc.field("bbox", "ymax") >= y0) & (pc.field("bbox", "ymin") <= y1))
-    if request.t_max != MAX_US:
-        e = pc.field("valid_from").is_null() | (pc.field("valid_from") <= pa.scalar(request.t_max, TS))
-        expr = e if expr is None else expr & e
-    if request.t_min != MIN_US:
-        e = pc.field("valid_to").is_null() | (pc.field("valid_to") >= pa.scalar(request.t_min, TS))
-        expr = e if expr is None else expr & e
-    return expr
-
-
 def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
     """Which rows meet the bbox and the time interval (numpy, for the two-phase read)."""
     n = len(table)
@@ -156,13 +141,10 @@ def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
     return mask
 
 
-def exact_filter(table: pa.Table, request: ScanRequest, *, bbox_time: bool = True) -> pa.Table:
-    """The residual of row-group pruning: bbox intersection (on the bbox
-    covering, exact for points), valid-time overlap (unless ``bbox_time`` is
-    False because the read applied it already) and the attribute filter."""
-    expr = _bbox_time_expr(request) if bbox_time else None
-    if request.arrow_filter is not None:
-        expr = request.arrow_filter if expr is None else expr & request.arrow_filter
+def exact_filter(table: pa.Table, request: ScanRequest) -> pa.Table:
+    """The attribute filter and the fid list; the bbox and time test is
+    applied by the read itself (:func:`row_mask`, in the selective read)."""
+    expr = request.arrow_filter
     if request.fids is not None:
         e = pc.field("fid").isin(pa.array(list(request.fids)))
         expr = e if expr is None else expr & e
