@@ -196,6 +196,9 @@ class _Val:
 def _scalar(v: _Val) -> pa.Scalar:
     if isinstance(v.lit, pa.Scalar):
         return v.lit
+    if isinstance(v.lit, int) and not isinstance(v.lit, bool) and not -2**63 <= v.lit < 2**63:
+        # CQL2 numbers have no range; one beyond int64 compares as a double
+        return pa.scalar(float(v.lit), type=pa.float64())
     return pa.scalar(v.lit, type=_ARROW_TYPES.get(v.type))
 
 

@@ -9,6 +9,7 @@ re-ingesting unchanged input a no-op).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -35,13 +36,22 @@ def fid_type(spec: DatasetSpec) -> pa.DataType:
     return pa.int64() if spec.fid is None else pa.string()
 
 
+_INT_ID = re.compile(r"-?[0-9]{1,19}")
+
+
 def coerce_fid(spec: DatasetSpec, fid: Any) -> Any:
     if spec.fid is None:
-        try:
-            return int(fid)
-        except (TypeError, ValueError):
+        # Generated ids are int64: only plain ASCII decimals in that range can name a feature
+        # (``int()`` also takes '1_0', ' 7 ' and other scripts' digits).
+        value: int | None = None
+        if isinstance(fid, (int, np.integer)) and not isinstance(fid, (bool, np.bool_)):
+            value = int(fid)
+        elif isinstance(fid, str) and _INT_ID.fullmatch(fid):
+            value = int(fid)
+        if value is None or not -2**63 <= value < 2**63:
             from geoplatform.errors import FeatureNotFound
-            raise FeatureNotFound(f"feature id {fid!r} is not an id of dataset {spec.name!r}") from None
+            raise FeatureNotFound(f"feature id {fid!r} is not an id of dataset {spec.name!r}")
+        return value
     return str(fid)
 
 

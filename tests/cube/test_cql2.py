@@ -220,6 +220,9 @@ def op(name: str, *args: Any) -> dict[str, Any]:
     ("taxes >= 500", op(">=", P("taxes"), 500), lambda r: cmp3(r.taxes, ">=", 500)),
     ("floors < 5.5", op("<", P("floors"), 5.5), lambda r: cmp3(r.floors, "<", 5.5)),
     ("floors = -4", op("=", P("floors"), -4), lambda r: cmp3(r.floors, "=", -4)),
+    # numbers beyond int64 compare as doubles
+    ("taxes < 99999999999999999999999", op("<", P("taxes"), 10**23), lambda r: cmp3(r.taxes, "<", 1e23)),
+    ("floors > -99999999999999999999999", op(">", P("floors"), -10**23), lambda r: cmp3(r.floors, ">", -1e23)),
     ("5 < floors", op("<", 5, P("floors")), lambda r: cmp3(5, "<", r.floors)),
     ("floors = taxes", op("=", P("floors"), P("taxes")), lambda r: cmp3(r.floors, "=", r.taxes)),
     ("floors IS NULL", op("isNull", P("floors")), lambda r: r.floors is None),

@@ -276,6 +276,13 @@ def test_as_of_out_of_range_is_not_found(cube: gp.Cube) -> None:
     for bad in ("³", "٣", "1e3"):
         with pytest.raises(InvalidParameterValue):
             cube.query("zones", as_of=bad)
-    for bad in ():
-        with pytest.raises(SnapshotNotFound):
-            cube.query("zones", as_of=bad)
+
+
+def test_ids_that_cannot_name_a_generated_id_are_not_found(cube: gp.Cube) -> None:
+    first = int(cube.query("obs", limit=1)["fid"].iat[0])
+    assert len(cube.get("obs", str(first))) == 1 and len(cube.get("obs", np.int64(first))) == 1
+    for bad in ("999999999999999999999999999999", 2**63, -2**63 - 1, "1_0", f" {first}", "³", "", True, 1.0):
+        with pytest.raises(gp.errors.FeatureNotFound):
+            cube.get("obs", bad)
+        with pytest.raises(gp.errors.FeatureNotFound):
+            cube.history("obs", bad)

@@ -6,6 +6,8 @@ directly (its pytest plugin does not run under this pytest).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +15,8 @@ from schemathesis.checks import not_a_server_error
 
 from tests.ogc.test_server import server  # noqa: F401  (the running server fixture)
 
-EXAMPLES = 25
+# more with GEOPLATFORM_FUZZ_EXAMPLES=500 when hunting
+EXAMPLES = int(os.environ.get("GEOPLATFORM_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.mark.slow

@@ -108,6 +108,8 @@ def test_gdal_filter_is_sent_as_cql2(server: str) -> None:
     ("/collections/nope/items", 404),
     ("/collections/incidents/items/not-an-id", 404),
     ("/collections/air-quality/items/not-a-number", 404),
+    ("/collections/air-quality/items/999999999999999999999999999999", 404),  # beyond int64
+    ("/collections/air-quality/items/999999999999999999999999999999/history", 404),
     ("/collections/incidents/items?limit=abc", 400),
     ("/collections/incidents/items?limit=1&limit=2", 400),
     ("/collections/incidents/items?sortby=", 400),
