@@ -156,6 +156,13 @@ class StorageBackend(ABC):
     @abstractmethod
     def stats(self, name: str, snapshot: int) -> DatasetStats: ...
 
+    def changed_bounds(self, name: str, since: int, until: int) -> np.ndarray | None:
+        """Bboxes (storage CRS, shape (n, 4)) of the records that the snapshots
+        after ``since`` up to ``until`` wrote or ended: what a cache of results
+        at ``since`` must recheck at ``until``. None when the backend cannot
+        tell, which callers take as "anything may have changed"."""
+        return None
+
     def close(self) -> None:
         """Release connections and caches."""
 

@@ -483,6 +483,35 @@ class GeoParquetBackend(StorageBackend):
                             t_max=None if t_hi in (None, MAX_US) else t_hi,
                             files=int(nfiles), bytes=int(nbytes))
 
+    def changed_bounds(self, name: str, since: int, until: int) -> np.ndarray:
+        ds = self.db.dataset(name)
+        lo, hi = min(since, until), max(since, until)
+        con = self.db.con
+        added = con.execute("SELECT xmin, ymin, xmax, ymax FROM files WHERE dataset_id=? AND snapshot_id>?"
+                            " AND snapshot_id<=? AND xmin IS NOT NULL", (ds.id, lo, hi)).fetchall()
+        ended = con.execute(
+            "SELECT f.path, r.row FROM retired r JOIN files f ON f.id=r.file_id WHERE f.dataset_id=?"
+            " AND r.snapshot_id>? AND r.snapshot_id<=? ORDER BY f.path, r.row", (ds.id, lo, hi)).fetchall()
+        boxes = [np.array(added, np.float64).reshape(-1, 4)]
+        by_file: dict[str, list[int]] = {}
+        for path, row in ended:
+            by_file.setdefault(path, []).append(row)
+        # An ended record's own bbox, not its row group's: a row group can span
+        # the whole dataset, and one edit must not look like a change everywhere.
+        for rel, rows in by_file.items():
+            md = self._file_metadata(rel)
+            starts = np.cumsum([0] + [md.row_group(i).num_rows for i in range(md.num_row_groups)])
+            want = np.asarray(rows, np.int64)
+            group = np.searchsorted(starts, want, side="right") - 1
+            groups = np.unique(group)
+            pf = pq.ParquetFile(self.root / rel, metadata=md)
+            t = pf.read_row_groups([int(g) for g in groups], columns=["bbox"])
+            # The groups read lie end to end in ``t``: where each starts there.
+            base = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
+            local = base[np.searchsorted(groups, group)] + want - starts[group]
+            boxes.append(records.bbox_arrays(t.take(pa.array(local))).T)
+        return np.concatenate(boxes)
+
     def _current_extent(self, ds: DatasetRow, snapshot: int) -> tuple[Any, int | None, int | None]:
         t = self._scan(ds, self._manifest(ds), ScanRequest(snapshot=snapshot, columns=(), with_geometry=False),
                        with_positions=False)

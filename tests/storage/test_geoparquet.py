@@ -285,3 +285,22 @@ class TestGeoParquet(StorageContract):
         assert again.snapshots("pts") == snaps
         assert again.query("pts", output="arrow").sort_by("fid").equals(want)
         again.close()
+
+    def test_changed_bounds_are_the_records_a_snapshot_wrote_or_ended(self, populated: Cube) -> None:
+        be = backend(populated)
+        s0 = be.head("pts")
+        assert be.changed_bounds("pts", s0, s0).shape == (0, 4)
+        a, b = populated.query("pts", limit=2, sortby="fid", output="arrow").column("fid").to_pylist()
+        old = populated.get("pts", a)
+        moved = old.drop(columns=["fid", "version", "valid_from", "valid_to", "record_from"]).assign(id=a)
+        moved["t"] = old["valid_from"]
+        moved = moved.set_geometry(gpd.GeoSeries([shapely.Point(116.9, 40.4)], crs="EPSG:4490"))
+        populated.ingest("pts", moved)
+        s1 = be.head("pts")
+        x, y = old.geometry.iat[0].x, old.geometry.iat[0].y
+        want = {(x, y, x, y), (116.9, 40.4, 116.9, 40.4)}
+        assert {tuple(b) for b in be.changed_bounds("pts", s0, s1)} == want
+        assert {tuple(b) for b in be.changed_bounds("pts", s1, s0)} == want  # either way round
+        populated.delete_features("pts", [b])
+        gone = populated.get("pts", b, as_of=s1).geometry.iat[0]
+        assert [tuple(b) for b in be.changed_bounds("pts", s1, be.head("pts"))] == [(gone.x, gone.y, gone.x, gone.y)]
