@@ -8,7 +8,7 @@ from geoplatform.cli.city import city, demo
 from geoplatform.cli.dataset import dataset
 from geoplatform.cli.options import PlatformGroup
 from geoplatform.cli.query import query
-from geoplatform.cli.serve import serve
+from geoplatform.cli.serve import pygeoapi_config, serve
 
 
 @click.group(cls=PlatformGroup)
@@ -22,3 +22,4 @@ cli.add_command(query)
 cli.add_command(city)
 cli.add_command(demo)
 cli.add_command(serve)
+cli.add_command(pygeoapi_config)

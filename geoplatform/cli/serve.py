@@ -36,3 +36,31 @@ def serve(store: Path | None, host: str, port: int, workers: int, layers_dir: Pa
         os.environ["GEOPLATFORM_CATALOG"] = str(catalog)
     uvicorn.run("geoplatform.ogc.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
+
+
+@click.command("pygeoapi-config")
+@store_option
+@click.option("--url", "base_url", default="http://127.0.0.1:5000", show_default=True,
+              help="The URL pygeoapi will be served at.")
+@click.option("--layers", "layers_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Layer files (default: the project's layers/).")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="City catalog (default: catalogs/sample_city.yaml).")
+def pygeoapi_config(store: Path | None, base_url: str, layers_dir: Path | None, catalog: Path | None) -> None:
+    """Write a stock pygeoapi configuration (YAML, to stdout) that serves the
+    store's published layers with geoplatform's provider."""
+    import yaml
+
+    from geoplatform.catalog.layers import load_layers
+    from geoplatform.catalog.models import load_city_catalog
+    from geoplatform.cli.options import open_store
+    from geoplatform.ogc.app import ROOT
+    from geoplatform.ogc.pygeoapi_config import pygeoapi_config as build
+    from geoplatform.settings import Settings
+
+    cube = open_store(store)
+    cat = load_city_catalog(catalog or ROOT / "catalogs" / "sample_city.yaml")
+    present = {s.name for s in cube.datasets()}
+    layers = {k: v for k, v in load_layers(layers_dir or ROOT / "layers", cat).items() if v.dataset in present}
+    root = Path(store or Settings().store).resolve()
+    click.echo(yaml.safe_dump(build(cube, layers, cat, base_url, root), sort_keys=False, allow_unicode=True))

@@ -28,8 +28,12 @@ def _param(name: str, schema: dict[str, Any], description: str, style: str | Non
     return p
 
 
-def _json_response(description: str, media: str = "application/json") -> dict[str, Any]:
-    return {"description": description, "content": {media: {"schema": {"type": "object"}}}}
+def _json_response(description: str, media: str = "application/json", html: bool = True) -> dict[str, Any]:
+    """A 200 in ``media``, and (``html``) as an HTML page for browsers and ``f=html``."""
+    content: dict[str, Any] = {media: {"schema": {"type": "object"}}}
+    if html:
+        content["text/html"] = {"schema": {"type": "string"}}
+    return {"description": description, "content": content}
 
 
 def _items_params(layer: LayerConfig, spec: DatasetSpec) -> list[dict[str, Any]]:
@@ -37,7 +41,7 @@ def _items_params(layer: LayerConfig, spec: DatasetSpec) -> list[dict[str, Any]]
     props = [f.name for f in spec.fields if layer.properties is None or f.name in layer.properties]
     sortable = ["fid", "version", "valid_from", "valid_to", *props]
     return [
-        _param("f", {"type": "string", "enum": ["json", "geojson"]}, "Output format"),
+        _param("f", {"type": "string", "enum": ["json", "geojson", "html"]}, "Output format"),
         _param("bbox", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
                "Bounding box: minx,miny,maxx,maxy in bbox-crs (its axis order)", "form", False),
         _param("bbox-crs", {"type": "string", "format": "uri", "enum": crs}, "CRS of bbox (default CRS84)"),
@@ -122,7 +126,7 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
         paths[f"/collections/{layer.id}/items/{{featureId}}/history"] = {"get": {
             "summary": "Every version of an item", "operationId": f"{op}_item_history",
             "parameters": [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": _json_response("The versions, oldest first", "application/geo+json"),
+            "responses": {"200": _json_response("The versions, oldest first", "application/geo+json", html=False),
                           "404": _EXCEPTION}}}
         if layer.editable:
             item_path = paths[f"/collections/{layer.id}/items/{{featureId}}"]

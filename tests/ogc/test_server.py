@@ -28,6 +28,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_up(probe: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until ``probe`` answers 200; the server's log is the error if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(probe, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
 @contextmanager
 def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """``geoplatform serve`` of the sample city, built in ``work``, on a free port."""
@@ -41,17 +55,8 @@ def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[st
     proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{(work / 'server.log').read_text()}")
-            time.sleep(0.2)
+        wait_until_up(f"{url}/conformance", proc, work / "server.log")
         yield url
     finally:
         proc.terminate()
