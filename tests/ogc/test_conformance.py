@@ -2,7 +2,8 @@
 
 Each test is named by its abstract test id: Part 1 (17-069r4, Annex A:
 /conf/core and /conf/geojson), Part 2 (18-058r1, /conf/crs) and Part 3
-(19-079r2, /conf/filter, /conf/features-filter, /conf/queryables). The checks
+(19-079r2, /conf/filter, /conf/features-filter, /conf/queryables), and
+Part 1's /conf/html. The checks
 follow the test purposes of the ETS (ets-ogcapi-features10) over HTTP.
 """
 
@@ -269,6 +270,32 @@ def ats_queryables_get_queryables_response(base: str) -> None:
     doc = r.json()
     assert r.headers["content-type"] == "application/schema+json"
     assert doc["type"] == "object" and "severity" in doc["properties"] and doc["$id"].endswith("/queryables")
+
+
+_HTML_PATHS = ("/", "/conformance", "/api", "/collections", f"/collections/{COLLECTION}",
+               f"/collections/{COLLECTION}/items")
+
+
+def ats_html_definition(base: str) -> None:
+    """Every 200 answer of every operation, where HTML is asked for, is text/html."""
+    fid = get(f"{base}/collections/{COLLECTION}/items", limit=1).json()["features"][0]["id"]
+    for path in (*_HTML_PATHS, f"/collections/{COLLECTION}/items/{fid}"):
+        r = httpx.get(f"{base}{path}", headers={"Accept": "text/html"}, timeout=30)
+        assert r.status_code == 200 and r.headers["content-type"].split(";")[0] == "text/html", path
+
+
+def ats_html_content(base: str) -> None:
+    """An HTML 5 document that carries what the JSON resource says."""
+    from html import unescape
+
+    for path in _HTML_PATHS:
+        page = unescape(get(f"{base}{path}", f="html").text)
+        assert "<!doctype html>" in page[:200].lower() and "</html>" in page[-100:], path
+    landing = get(f"{base}/").json()
+    assert landing["title"] in unescape(get(f"{base}/", f="html").text)
+    fc = get(f"{base}/collections/{COLLECTION}/items").json()
+    page = unescape(get(f"{base}/collections/{COLLECTION}/items", f="html").text)
+    assert all(f["id"] in page for f in fc["features"]) and str(fc["numberMatched"]) in page
 
 
 def _id(name: str) -> str:
