@@ -24,6 +24,7 @@ from geoplatform.errors import FeatureNotFound, InvalidParameterValue
 
 if TYPE_CHECKING:
     from geoplatform.cube.cube import Cube
+    from geoplatform.cube.model import DatasetSpec
 
 GEOJSON = "application/geo+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -227,3 +228,46 @@ def history(cube: "Cube", layer: LayerConfig, fid: str, base_url: str) -> tuple[
 
 def _headers(crs: Any) -> dict[str, str]:
     return {"Content-Type": GEOJSON, "Content-Crs": f"<{crs.uri or crs.id}>"}
+
+
+_SCHEMA_TYPES = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+                 "string": {"type": "string"}, "datetime": {"type": "string", "format": "date-time"},
+                 "date": {"type": "string", "format": "date"}}
+
+
+def schema(spec: "DatasetSpec", layer: LayerConfig, href: str) -> dict[str, Any]:
+    """``/collections/{id}/schema``: the JSON Schema of the features' properties as
+    served (Features Part 5), with the roles of id, geometry and valid time."""
+    props: dict[str, Any] = {
+        "fid": {**_SCHEMA_TYPES["integer" if spec.fid is None else "string"], "x-ogc-role": "id",
+                "title": "Feature id" if spec.fid is None else f"Feature id (the source's {spec.fid})"},
+        "geometry": {"format": f"geometry-{(spec.geometry_type or 'any').lower()}", "x-ogc-role": "primary-geometry"},
+        "version": {"type": "integer", "readOnly": True, "title": "Version of the feature (1, 2, ...)"},
+    }
+    if spec.valid_from:
+        if spec.instant:
+            props["valid_from"] = {**_SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-instant",
+                                   "title": f"Valid time (the source's {spec.valid_from})"}
+        else:
+            props["valid_from"] = {**_SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-interval-start",
+                                   "title": f"Valid from (the source's {spec.valid_from})"}
+            props["valid_to"] = {**_SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-interval-end",
+                                 "title": f"Valid to (the source's {spec.valid_to}); null while open"}
+    for f in spec.fields:
+        if layer.properties is not None and f.name not in layer.properties:
+            continue
+        p: dict[str, Any] = dict(_SCHEMA_TYPES[f.type])
+        if f.description:
+            p["description"] = f.description
+        if f.enum is not None:
+            p["enum"] = list(f.enum)
+        if f.minimum is not None:
+            p["minimum"] = f.minimum
+        if f.maximum is not None:
+            p["maximum"] = f.maximum
+        if f.unit:
+            p["x-ogc-unit"] = f.unit
+        props[f.name] = p
+    required = [f.name for f in spec.fields if f.required and (layer.properties is None or f.name in layer.properties)]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": href, "type": "object",
+            "title": layer.title or spec.title or layer.id, "properties": props, "required": required}

@@ -129,6 +129,11 @@ class Pages:
             **doc, "description": "", "keywords": [], "collections_path": f"{base}/collections",
             "dataset_path": f"{base}/collections/{cid}"})
 
+    def schema(self, base: str, cid: str, doc: dict[str, Any]) -> HTMLResponse:
+        return self.render(base, "collections/schema.html", {
+            **doc, "description": "", "keywords": [], "collections_path": f"{base}/collections",
+            "dataset_path": f"{base}/collections/{cid}"})
+
     def items(self, base: str, cid: str, title: str, doc: dict[str, Any], offset: int) -> HTMLResponse:
         return self.render(base, "collections/items/index.html", {
             **doc, "title": title, "id_field": "fid", "title_field": None, "uri_field": None,

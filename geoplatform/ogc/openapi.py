@@ -103,6 +103,10 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
         paths[f"{base}/queryables"] = {"get": {
             "summary": "Queryable properties", "operationId": f"{op}_queryables",
             "responses": {"200": _json_response("JSON Schema of the queryables", "application/schema+json")}}}
+        paths[f"{base}/schema"] = {"get": {
+            "summary": "Schema of the features", "operationId": f"{op}_schema",
+            "responses": {"200": _json_response("JSON Schema of the features' properties", "application/schema+json"),
+                          "404": _EXCEPTION}}}
         paths[f"{base}/items"] = {"get": {
             "summary": f"Items of {layer.id}", "operationId": f"{op}_items",
             "parameters": _items_params(layer, spec),

@@ -53,7 +53,8 @@ def test_script_json_cannot_close_the_script_element() -> None:
 
 
 @pytest.mark.parametrize("path", ["/", "/conformance", "/collections", "/collections/incidents",
-                                  "/collections/incidents/queryables", "/collections/incidents/items", "/api"])
+                                  "/collections/incidents/queryables", "/collections/incidents/schema",
+                                  "/collections/incidents/items", "/api"])
 def test_every_resource_has_a_page_and_json_stays_the_default(server: str, path: str) -> None:
     page = httpx.get(f"{server}{path}", headers=BROWSER)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

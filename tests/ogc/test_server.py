@@ -152,3 +152,24 @@ def test_openapi_document_describes_every_collection(server: str) -> None:
     assert "/collections/water-pipes/items" in doc["paths"]
     params = {p["name"]: p for p in doc["paths"]["/collections/water-pipes/items"]["get"]["parameters"]}
     assert params["limit"]["schema"]["maximum"] == 10_000
+
+
+def test_schema_of_the_features(server: str) -> None:
+    """Features Part 5 schema: every served property, with the roles of id, geometry and valid time."""
+    col = httpx.get(f"{server}/collections/incidents").json()
+    link = next(lk for lk in col["links"] if lk["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/schema")
+    r = httpx.get(link["href"])
+    assert r.status_code == 200 and r.headers["content-type"] == "application/schema+json"
+    doc = r.json()
+    roles = {k: v.get("x-ogc-role") for k, v in doc["properties"].items()}
+    assert roles["fid"] == "id" and roles["geometry"] == "primary-geometry"
+    assert roles["valid_from"] == "primary-interval-start" and roles["valid_to"] == "primary-interval-end"
+    assert doc["properties"]["severity"] == {"type": "integer", "minimum": 1.0, "maximum": 5.0}
+    assert set(doc["properties"]["type"]["enum"]) == {"fire", "flood", "traffic", "gas_leak", "medical"}
+    # every property an item carries is in the schema
+    feat = httpx.get(f"{server}/collections/incidents/items", params={"limit": 1}).json()["features"][0]
+    assert set(feat["properties"]) <= set(doc["properties"])
+    obs = httpx.get(f"{server}/collections/air-quality/schema").json()["properties"]
+    assert obs["valid_from"]["x-ogc-role"] == "primary-instant" and "valid_to" not in obs
+    assert httpx.get(f"{server}/collections/nope/schema").status_code == 404
+    assert httpx.get(f"{server}/collections/incidents/schema?x=1").status_code == 400
