@@ -34,3 +34,5 @@ class Settings(BaseSettings):
     progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")
     api_key: str | None = Field(default=None, description="Key that writes through the API must present "
                                 "(X-API-Key or Authorization: Bearer); None: the API takes no writes")
+    debug: bool = Field(default=False, description="Server tracebacks in error responses; never on a public "
+                        "server (geoplatform serve --debug)")

@@ -18,8 +18,10 @@ from geoplatform.cli.options import store_option
               help="Layer files (default: the project's layers/).")
 @click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="City catalog (default: catalogs/sample_city.yaml).")
+@click.option("--debug", is_flag=True, default=False,
+              help="Tracebacks in error responses (development only; off unless asked for).")
 def serve(store: Path | None, host: str, port: int, workers: int, layers_dir: Path | None,
-          catalog: Path | None) -> None:
+          catalog: Path | None, debug: bool) -> None:
     """Serve the store's published layers as OGC API Features."""
     import os
 
@@ -34,6 +36,8 @@ def serve(store: Path | None, host: str, port: int, workers: int, layers_dir: Pa
         os.environ["GEOPLATFORM_LAYERS"] = str(layers_dir)
     if catalog is not None:
         os.environ["GEOPLATFORM_CATALOG"] = str(catalog)
+    if debug:
+        os.environ["GEOPLATFORM_DEBUG"] = "1"
     uvicorn.run("geoplatform.ogc.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
 
