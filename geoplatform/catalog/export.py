@@ -8,10 +8,8 @@ where and when it is, and how to get it.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
-
-from geoplatform.cube.times import parse_interval, to_us, MAX_US, MIN_US
-from geoplatform.errors import InvalidParameterValue
 
 STAC_VERSION = "1.0.0"
 
@@ -21,34 +19,69 @@ def _polygon(b: list[float]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
 
 
-def record_feature(rec: dict[str, Any], collection_url: str | None) -> dict[str, Any]:
-    """One dataset as an OGC API Records record (a GeoJSON feature)."""
+RECORD_CORE = "http://www.opengis.net/spec/ogcapi-records-1/1.0/req/record-core"
+RECORD_PROFILE = "http://www.opengis.net/def/profile/OGC/0/ogc-record"
+
+
+def utc_text(value: str | None) -> str | None:
+    """An ISO date-time as RFC 3339 in UTC with ``Z`` (records want no offsets)."""
+    if value is None:
+        return None
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def record_feature(rec: dict[str, Any], collection_url: str | None, *, record_url: str | None = None,
+                   catalog_url: str | None = None, organisation: str | None = None,
+                   theme_title: str | None = None) -> dict[str, Any]:
+    """One dataset as an OGC API Records record (the record GeoJSON encoding).
+
+    ``collection_url`` is the dataset's Features collection, ``record_url`` the
+    record itself and ``catalog_url`` the records collection it is a member of;
+    ``organisation`` names the owner department and ``theme_title`` the theme.
+    """
     bbox = rec["extent"]["spatial"]["bbox_crs84"]
-    start, end = rec["extent"]["temporal"]
+    start, end = (utc_text(t) for t in rec["extent"]["temporal"])
     links = []
+    if record_url:
+        links.append({"href": record_url, "rel": "self", "type": "application/geo+json", "title": "This record"})
+    if catalog_url:
+        links.append({"href": catalog_url, "rel": "collection", "type": "application/ogc-catalog+json",
+                      "title": "The catalog"})
+    links.append({"href": RECORD_PROFILE, "rel": "profile", "title": "OGC API Records record"})
     if collection_url:
         links.append({"href": collection_url, "rel": "item", "type": "application/json",
                       "title": "The data, as an OGC API Features collection"})
+        links.append({"href": f"{collection_url}/items", "rel": "items", "type": "application/geo+json",
+                      "title": "The features"})
+    snapshots = rec.get("snapshots") or []
+    theme = {"id": rec["theme"], **({"title": theme_title} if theme_title else {})}
+    contact = {"organization": organisation or rec["department"], "identifier": rec["department"],
+               "roles": ["owner"]}
     return {
         "type": "Feature",
         "id": rec["name"],
         "geometry": _polygon(bbox) if bbox else None,
         "time": {"interval": [start or "..", end or ".."]} if (start or end) else None,
-        "conformsTo": ["http://www.opengis.net/spec/ogcapi-records-1/1.0/req/record-core"],
+        "conformsTo": [RECORD_CORE],
         "properties": {
             "type": "dataset",
             "title": rec["title"],
             "description": rec["description"] or "",
             "keywords": rec["keywords"],
-            "themes": [{"concepts": [{"id": rec["theme"]}], "scheme": "geoplatform:themes"}] if rec["theme"] else [],
-            "contacts": [{"organization": rec["department"], "roles": ["owner"]}] if rec["department"] else [],
+            "themes": [{"concepts": [theme], "scheme": "geoplatform:themes"}] if rec["theme"] else [],
+            "contacts": [contact] if rec["department"] else [],
             "license": rec["licence"],
             "rights": rec["open_level"],
-            "created": rec["snapshots"][0]["committed_at"] if rec.get("snapshots") else None,
-            "updated": rec["snapshots"][-1]["committed_at"] if rec.get("snapshots") else None,
+            "language": {"code": "en", "name": "English"},
+            "created": utc_text(snapshots[0]["committed_at"]) if snapshots else None,
+            "updated": utc_text(snapshots[-1]["committed_at"]) if snapshots else None,
             "externalIds": [],
             "formats": [{"name": "GeoJSON", "mediaType": "application/geo+json"}],
             "department": rec["department"],
+            "theme": rec["theme"],
             "source": rec["source"],
             "generated": rec["generated"],
             "updateFrequency": rec["update_frequency"],
@@ -56,49 +89,6 @@ def record_feature(rec: dict[str, Any], collection_url: str | None) -> dict[str,
         },
         "links": links,
     }
-
-
-def search_records(records: list[dict[str, Any]], *, q: str | None = None, bbox: list[float] | None = None,
-                   datetime: str | None = None, keywords: list[str] | None = None,
-                   department: str | None = None) -> list[dict[str, Any]]:
-    """Records matching every given criterion: ``q`` (all words, in title,
-    description or keywords, any case), ``bbox`` (CRS84, intersects), ``datetime``
-    (overlaps the temporal extent), ``keywords`` (any of them), ``department``."""
-    words = [w.lower() for w in (q or "").replace(",", " ").split() if w]
-    want_kw = {k.lower() for k in keywords or []}
-    interval = parse_interval(datetime) if datetime else None
-    lo, hi = (to_us(interval.start, MIN_US), to_us(interval.end, MAX_US)) if interval else (MIN_US, MAX_US)
-    if bbox is not None and len(bbox) != 4:
-        raise InvalidParameterValue("bbox must be 4 numbers (minx,miny,maxx,maxy in CRS84)")
-    out = []
-    for r in records:
-        p = r["properties"]
-        text = " ".join([p["title"] or "", p["description"] or "", " ".join(p["keywords"])]).lower()
-        if words and not all(w in text for w in words):
-            continue
-        if want_kw and not want_kw & {k.lower() for k in p["keywords"]}:
-            continue
-        if department and p["department"] != department:
-            continue
-        if bbox is not None:
-            g = r["geometry"]
-            if g is None:
-                continue
-            ring = g["coordinates"][0]
-            x0, y0, x1, y1 = ring[0][0], ring[0][1], ring[2][0], ring[2][1]
-            if x1 < bbox[0] or x0 > bbox[2] or y1 < bbox[1] or y0 > bbox[3]:
-                continue
-        if interval is not None:
-            t = r.get("time")
-            if t is None:
-                continue
-            s, e = t["interval"]
-            s_us = MIN_US if s == ".." else to_us(parse_interval(s).start, MIN_US)  # type: ignore[union-attr]
-            e_us = MAX_US if e == ".." else to_us(parse_interval(e).start, MAX_US)  # type: ignore[union-attr]
-            if e_us < lo or s_us > hi:
-                continue
-        out.append(r)
-    return out
 
 
 def stac_collection(rec: dict[str, Any], self_url: str, root_url: str, data_url: str | None) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from geoplatform.catalog import export
 from geoplatform.catalog.describe import describe
 from geoplatform.catalog.layers import LayerConfig, load_layers
 from geoplatform.catalog.models import CityCatalog, load_city_catalog
@@ -38,6 +37,7 @@ from geoplatform.errors import (
     CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, Unauthorized,
 )
 from geoplatform.ogc import features as F
+from geoplatform.ogc import records as R
 from geoplatform.ogc import transactions as T
 from geoplatform.ogc.openapi import openapi_document
 from geoplatform.settings import Settings
@@ -54,6 +54,7 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     *SUPPORTED_CONFORMANCE,
+    *R.RECORDS_CONFORMANCE,
 )
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "string": "string"}
 
@@ -122,6 +123,7 @@ async def api(request: Request) -> Response:
     p: Platform = request.app.state.platform
     specs = {layer.dataset: p.cube.dataset(layer.dataset) for layer in p.layers.values()}
     doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
+    doc["paths"].update(R.openapi_paths())
     return _json(doc, media=OPENAPI)
 
 
@@ -161,7 +163,8 @@ async def collections(request: Request) -> Response:
     p: Platform = request.app.state.platform
     base = _base(request)
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
-    cols.append(_records_collection(p, base, [c["extent"]["spatial"]["bbox"][0] for c in cols]))
+    cols.append(R.catalog_collection(base, [(c["extent"]["spatial"]["bbox"][0], c["extent"]["temporal"]["interval"][0])
+                                            for c in cols]))
     return _json({"collections": cols, "links": [
         {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"}]})
 
@@ -254,95 +257,6 @@ async def write_item(request: Request) -> Response:
     return Response(out, status_code=status, headers=headers)
 
 
-RECORDS = "catalog"  # the collection id of the dataset catalog (OGC API Records)
-_RECORD_PARAMS = frozenset({"q", "bbox", "datetime", "keywords", "department", "limit", "offset"})
-
-
-def _records(p: Platform, base: str) -> list[dict[str, Any]]:
-    by_dataset = {layer.dataset: layer.id for layer in p.layers.values()}
-    out = []
-    for spec in p.cube.datasets():
-        if spec.name not in by_dataset:
-            continue
-        rec = describe(p.cube, spec.name)
-        out.append(export.record_feature(rec, f"{base}/collections/{by_dataset[spec.name]}"))
-    return out
-
-
-def _records_collection(p: Platform, base: str, layer_boxes: list[list[float]] | None = None) -> dict[str, Any]:
-    """The catalog collection; its extent spans the layers' (``layer_boxes`` when
-    the caller has them already, so /collections describes each dataset once)."""
-    href = f"{base}/collections/{RECORDS}"
-    if layer_boxes is None:
-        layer_boxes = [_collection(p, layer, base)["extent"]["spatial"]["bbox"][0] for layer in p.layers.values()]
-    bbox = [min(b[0] for b in layer_boxes), min(b[1] for b in layer_boxes), max(b[2] for b in layer_boxes),
-            max(b[3] for b in layer_boxes)] if layer_boxes else [-180.0, -90.0, 180.0, 90.0]
-    return {"id": RECORDS, "title": "Dataset catalog", "itemType": "record",
-            "description": "Every published dataset: owner department, theme, licence, source, extent",
-            "extent": {"spatial": {"bbox": [bbox], "crs": F.CRS84}},
-            "links": [{"href": href, "rel": "self", "type": JSON, "title": "This collection"},
-                      {"href": f"{href}/items", "rel": "items", "type": F.GEOJSON, "title": "Records"}]}
-
-
-async def records_collection(request: Request) -> Response:
-    _no_params(request)
-    p: Platform = request.app.state.platform
-    return _json(await run_in_threadpool(_records_collection, p, _base(request)))
-
-
-async def records_items(request: Request) -> Response:
-    p: Platform = request.app.state.platform
-    params = _params(request)
-    unknown = sorted(set(params) - _RECORD_PARAMS)
-    if unknown:
-        raise InvalidParameterValue(f"unknown query parameters {unknown}; records take {sorted(_RECORD_PARAMS)}")
-    limit = min(F._int("limit", params["limit"], 1), 1000) if "limit" in params else 100
-    offset = F._int("offset", params["offset"], 0) if "offset" in params else 0
-    bbox = F._bbox(params["bbox"])[:4] if "bbox" in params else None
-    base = _base(request)
-    records = await run_in_threadpool(_records, p, base)
-    hits = export.search_records(records, q=params.get("q"), bbox=bbox, datetime=params.get("datetime"),
-                                 keywords=params["keywords"].split(",") if "keywords" in params else None,
-                                 department=params.get("department"))
-    page = hits[offset:offset + limit]
-    return _json({"type": "FeatureCollection", "features": page, "numberMatched": len(hits),
-                  "numberReturned": len(page),
-                  "links": [{"href": str(request.url), "rel": "self", "type": F.GEOJSON, "title": "Records"}]},
-                 media=F.GEOJSON)
-
-
-async def record(request: Request) -> Response:
-    p: Platform = request.app.state.platform
-    name = request.path_params["rid"]
-    records = await run_in_threadpool(_records, p, _base(request))
-    for r in records:
-        if r["id"] == name:
-            return _json(r, media=F.GEOJSON)
-    raise DatasetNotFound(f"the catalog has no record {name!r}")
-
-
-async def stac_root(request: Request) -> Response:
-    _no_params(request)
-    p: Platform = request.app.state.platform
-    base = _base(request)
-    children = [(layer.title or layer.dataset, f"{base}/stac/collections/{layer.dataset}") for layer in p.layers.values()]
-    return _json(export.stac_root(f"{p.catalog.city.name} spatio-temporal platform", p.catalog.city.description or "",
-                                  f"{base}/stac", children))
-
-
-async def stac_collection(request: Request) -> Response:
-    _no_params(request)
-    p: Platform = request.app.state.platform
-    name = request.path_params["name"]
-    layer = next((v for v in p.layers.values() if v.dataset == name), None)
-    if layer is None:
-        raise DatasetNotFound(f"the STAC catalog has no collection {name!r}")
-    base = _base(request)
-    rec = await run_in_threadpool(describe, p.cube, name, history=False)
-    return _json(export.stac_collection(rec, f"{base}/stac/collections/{name}", f"{base}/stac",
-                                        f"{base}/collections/{layer.id}"))
-
-
 async def item_history(request: Request) -> Response:
     p: Platform = request.app.state.platform
     layer = p.layer(request.path_params["cid"])
@@ -374,8 +288,8 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
     cube = open_cube(store if store is not None else settings.store, settings=settings)
     present = {s.name for s in cube.datasets()}
     layers = {k: v for k, v in load_layers(layers_dir or ROOT / "layers", cat).items() if v.dataset in present}
-    if RECORDS in layers:
-        raise CatalogError(f"layer id {RECORDS!r} is reserved for the dataset catalog")
+    if R.RECORDS in layers:
+        raise CatalogError(f"layer id {R.RECORDS!r} is reserved for the dataset catalog")
     app = Starlette(
         debug=False,
         routes=[
@@ -383,11 +297,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             Route("/conformance", conformance),
             Route("/api", api),
             Route("/collections", collections),
-            Route(f"/collections/{RECORDS}", records_collection),
-            Route(f"/collections/{RECORDS}/items", records_items),
-            Route(f"/collections/{RECORDS}/items/{{rid}}", record),
-            Route("/stac", stac_root),
-            Route("/stac/collections/{name}", stac_collection),
+            *R.records_routes(_params),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
             Route("/collections/{cid}/items", items, methods=["GET"]),
