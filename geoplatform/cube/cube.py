@@ -20,7 +20,7 @@ import pyarrow as pa
 from geoplatform.crs import resolve_crs, transform_geometries
 from geoplatform.cube.backend import DatasetStats, StorageBackend, load_backend
 from geoplatform.cube.model import DatasetSpec, Output, Snapshot
-from geoplatform.cube.query import QueryPlan, finish, plan_query, resolve_snapshot
+from geoplatform.cube.query import QueryPlan, finish, finish_counted, plan_query, resolve_snapshot
 from geoplatform.errors import DatasetNotFound, FeatureNotFound, InvalidParameterValue, StoreError
 from geoplatform.settings import Settings
 
@@ -126,6 +126,15 @@ class Cube:
         table = self._run(plan, with_geometry=True)
         return _output(table, plan.spec, output, crs)
 
+    def query_page(self, name: str, *, output: Output = "geodataframe", crs: str | None = None,
+                   **params: Any) -> "tuple[gpd.GeoDataFrame | pa.Table, int]":
+        """:meth:`query` (with ``limit`` / ``offset``) and the exact number of
+        features the query matches without them, from one scan."""
+        plan = plan_query(self.backend, name, **params)
+        table = self.backend.scan(plan.spec.name, plan.scan_request(with_geometry=True))
+        page, matched = finish_counted(plan, table)
+        return _output(self._select(plan, page), plan.spec, output, crs), matched
+
     def count(self, name: str, **params: Any) -> int:
         """The exact number of features a query matches (no limit applies)."""
         params.pop("limit", None)
@@ -143,6 +152,10 @@ class Cube:
         table = self.backend.scan(plan.spec.name, plan.scan_request(with_geometry=with_geometry))
         out = finish(plan, table)
         assert isinstance(out, pa.Table)
+        return self._select(plan, out)
+
+    @staticmethod
+    def _select(plan: QueryPlan, out: pa.Table) -> pa.Table:
         if plan.properties is not None:
             keep = ["fid", "version", "valid_from", "valid_to", "record_from", *plan.properties,
                     "bbox", "geometry"]

@@ -217,6 +217,19 @@ def finish(plan: QueryPlan, table: pa.Table, *, count_only: bool = False) -> pa.
         table = table.filter(pa.array(mask))
     if count_only:
         return len(table)
+    return _order_and_page(plan, table)
+
+
+def finish_counted(plan: QueryPlan, table: pa.Table) -> tuple[pa.Table, int]:
+    """:func:`finish`, and the number of matches before paging: a page and its
+    ``numberMatched`` from one scan."""
+    mask = _exact_mask(plan, table)
+    if mask is not None:
+        table = table.filter(pa.array(mask))
+    return _order_and_page(plan, table), len(table)
+
+
+def _order_and_page(plan: QueryPlan, table: pa.Table) -> pa.Table:
     if plan.sortby:
         table = table.sort_by([(k.name, "ascending" if k.ascending else "descending") for k in plan.sortby])
     if plan.offset or plan.limit is not None:

@@ -166,10 +166,8 @@ def items(cube: "Cube", layer: LayerConfig, params: Mapping[str, str],
     """``/collections/{id}/items``: a page of features, with exact
     ``numberMatched`` and ``next``/``prev`` links."""
     q, crs, skip, limit, offset = query_params(layer, params)
-    gdf = cube.query(layer.dataset, crs=crs.id, limit=limit, offset=offset, **q)
-    # A short page that is not past the end shows where the matches end: no second scan.
-    short = len(gdf) < limit and (len(gdf) > 0 or offset == 0)
-    matched = offset + len(gdf) if short else cube.count(layer.dataset, **q)
+    # the page and its exact numberMatched from one scan
+    gdf, matched = cube.query_page(layer.dataset, crs=crs.id, limit=limit, offset=offset, **q)
     links = [_link(base_url, params, "self")]
     if offset + len(gdf) < matched:
         links.append(_link(base_url, params, "next", offset=offset + limit, limit=limit))

@@ -286,3 +286,21 @@ def test_ids_that_cannot_name_a_generated_id_are_not_found(cube: gp.Cube) -> Non
             cube.get("obs", bad)
         with pytest.raises(gp.errors.FeatureNotFound):
             cube.history("obs", bad)
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"bbox": (108.85, 34.15, 108.95, 34.25)},
+    {"datetime": "2025-02-01T00:00:00Z/2025-03-01T00:00:00Z", "filter": "value > 60"},
+    {"sortby": "-value", "properties": ["value"]},
+])
+@pytest.mark.parametrize(("limit", "offset"), [(10, 0), (7, 3000), (100, 5990), (5, 10_000)])
+def test_query_page_is_query_and_count(cube: gp.Cube, params: dict, limit: int, offset: int) -> None:
+    page, matched = cube.query_page("obs", limit=limit, offset=offset, **params)
+    assert matched == cube.count("obs", **params)
+    expected = cube.query("obs", limit=limit, offset=offset, **params)
+    assert list(page.columns) == list(expected.columns)
+    if "sortby" in params:
+        assert page["value"].tolist() == expected["value"].tolist()
+    else:
+        assert page["fid"].tolist() == expected["fid"].tolist()
