@@ -37,6 +37,7 @@ from geoplatform.errors import (
     CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, Unauthorized,
 )
 from geoplatform.ogc import features as F
+from geoplatform.ogc import tiles as TL
 from geoplatform.ogc import records as R
 from geoplatform.ogc import transactions as T
 from geoplatform.ogc.openapi import openapi_document
@@ -54,6 +55,7 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     *SUPPORTED_CONFORMANCE,
+    *TL.TILES_CONFORMANCE,
     *R.RECORDS_CONFORMANCE,
 )
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "string": "string"}
@@ -114,6 +116,7 @@ async def landing(request: Request) -> Response:
             {"href": f"{base}/conformance", "rel": "conformance", "type": JSON, "title": "Conformance"},
             {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI, "title": "The API definition"},
             {"href": f"{base}/collections", "rel": "data", "type": JSON, "title": "Collections"},
+            *TL.landing_links(base),
         ],
     })
 
@@ -154,6 +157,7 @@ def _collection(p: Platform, layer: LayerConfig, base: str) -> dict[str, Any]:
             {"href": f"{href}/items", "rel": "items", "type": F.GEOJSON, "title": "Items"},
             {"href": f"{href}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "Queryables"},
+            *TL.collection_links(layer, href),
         ],
     }
 
@@ -298,6 +302,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             Route("/api", api),
             Route("/collections", collections),
             *R.records_routes(_params),
+            *TL.tile_routes(),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
             Route("/collections/{cid}/items", items, methods=["GET"]),

@@ -1,0 +1,377 @@
+"""Vector tiles: the MVT encoder (read back by mapbox-vector-tile and GDAL),
+the feature cap, the snapshot-keyed cache, and the tile endpoints over HTTP
+against a real ``geoplatform serve`` of the sample city."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mapbox_vector_tile
+import numpy as np
+import pyarrow as pa
+import pyogrio
+import pytest
+import shapely
+from starlette.testclient import TestClient
+
+import geoplatform as gp
+from geoplatform.catalog import load_city_catalog, publish
+from geoplatform.crs import transform_xy
+from geoplatform.ogc import mvt
+from geoplatform.ogc.app import create_app
+from geoplatform.ogc.tms import load_tile_matrix_sets
+from geoplatform.samples.city import build_sample_city
+from geoplatform.settings import Settings
+from tests.ogc.test_server import ROOT, running_server
+
+SETS = load_tile_matrix_sets()
+XIAN = (108.95, 34.27)  # the middle of the sample city, lon/lat
+
+
+def tile_at(tms_id: str, z: str, lon: float = XIAN[0], lat: float = XIAN[1]) -> tuple[int, int]:
+    tms = SETS[tms_id]
+    x, y = transform_xy([lon], [lat], "OGC:CRS84", tms.crs_info.id)
+    rc = tms.tile_for_point(z, float(x[0]), float(y[0]))
+    assert rc is not None
+    return rc
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    return mapbox_vector_tile.decode(body, default_options={"y_coord_down": True})
+
+
+def to_tile(xy: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:
+    return mvt.tile_points(np.asarray(xy, float).reshape(-1, 2), bounds)
+
+
+# encoding ---------------------------------------------------------------------------
+
+def test_points_and_properties_read_back() -> None:
+    rng = np.random.default_rng(1)
+    bounds = (1000.0, 2000.0, 1100.0, 2100.0)
+    xy = rng.uniform([990, 1990], [1110, 2110], size=(500, 2))
+    props = pa.table({"name": [f"n{i % 7}" if i % 5 else None for i in range(500)],
+                      "v": rng.normal(size=500), "k": rng.integers(-5, 5, 500), "ok": rng.random(500) > 0.5})
+    layer = mvt.TileLayer("pts", mvt.prepare(shapely.points(xy), bounds), props, np.arange(500, dtype=np.uint64))
+    got = decode(mvt.encode_tile([layer]))["pts"]
+    assert got["extent"] == 4096 and got["version"] == 2
+    want_xy = np.rint(to_tile(xy, bounds))
+    inside = ((want_xy >= -64) & (want_xy <= 4096 + 64)).all(axis=1)
+    assert [f["id"] for f in got["features"]] == list(np.flatnonzero(inside))
+    for f in got["features"]:
+        i = f["id"]
+        assert f["geometry"]["coordinates"] == list(want_xy[i])
+        assert f["properties"].get("name") == props["name"][i].as_py()
+        assert f["properties"]["v"] == pytest.approx(props["v"][i].as_py())
+        assert f["properties"]["k"] == props["k"][i].as_py() and f["properties"]["ok"] == props["ok"][i].as_py()
+
+
+def _shoelace(ring: list[list[float]]) -> float:
+    a = np.asarray(ring, float)
+    return float(np.sum(a[:-1, 0] * a[1:, 1] - a[1:, 0] * a[:-1, 1]) / 2)
+
+
+def test_polygons_are_clipped_and_wound_exterior_clockwise_on_screen() -> None:
+    bounds = (0.0, 0.0, 100.0, 100.0)
+    donut = shapely.from_wkt("POLYGON((-50 10, 60 10, 60 90, -50 90, -50 10),(10 30, 40 30, 40 60, 10 60, 10 30))")
+    ccw_in_y_up = shapely.orient_polygons(donut)
+    got = decode(mvt.encode_tile([mvt.TileLayer("p", mvt.prepare([ccw_in_y_up], bounds))]))["p"]["features"][0]
+    outer, hole = got["geometry"]["coordinates"]
+    assert _shoelace(outer) > 0 > _shoelace(hole)  # surveyor's formula in tile coordinates, y down
+    xs = [p[0] for p in outer]
+    assert min(xs) == -64 and max(xs) == round(60 * 40.96)  # clipped at the buffer
+
+
+def test_lines_keep_their_vertices_within_the_simplification_tolerance() -> None:
+    bounds = (0.0, 0.0, 100.0, 100.0)
+    t = np.linspace(0, 1, 400)
+    wiggly = shapely.linestrings(100 * t, 50 + 20 * np.sin(t * 12))
+    geo = mvt.prepare([wiggly], bounds, tolerance=16.0)
+    got = decode(mvt.encode_tile([mvt.TileLayer("l", geo)]))["l"]["features"][0]["geometry"]["coordinates"]
+    assert 3 < len(got) < 400
+    back = shapely.linestrings(np.asarray(got, float))
+    src = shapely.transform(wiggly, lambda c: to_tile(c, bounds))
+    assert shapely.hausdorff_distance(back, src) <= 16.0 + 1.0
+
+
+def test_gdal_reads_a_web_mercator_tile_where_its_features_are(tmp_path: Path) -> None:
+    z = "15"
+    row, col = tile_at("WebMercatorQuad", z)
+    bounds = SETS["WebMercatorQuad"].tile_bounds(z, row, col)
+    rng = np.random.default_rng(2)
+    xy = rng.uniform(bounds[:2], bounds[2:], size=(200, 2))
+    polys = shapely.buffer(shapely.points(xy[:20]), 15.0, quad_segs=4)
+    tile = mvt.encode_tile([
+        mvt.TileLayer("pts", mvt.prepare(shapely.points(xy), bounds), pa.table({"n": np.arange(200)})),
+        mvt.TileLayer("polys", mvt.prepare(polys, bounds), pa.table({"n": np.arange(20)}))])
+    path = tmp_path / z / str(col) / f"{row}.pbf"  # GDAL georeferences z/x/y paths as WebMercatorQuad
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tile)
+    assert {n for n, _ in pyogrio.list_layers(path)} == {"pts", "polys"}
+    pixel = (bounds[2] - bounds[0]) / 4096
+    pts = pyogrio.read_dataframe(path, layer="pts")
+    assert pts.crs.to_epsg() == 3857 and len(pts) == 200
+    order = pts["n"].to_numpy()
+    assert np.abs(shapely.get_coordinates(pts.geometry.array) - xy[order]).max() <= pixel
+    got = pyogrio.read_dataframe(path, layer="polys").sort_values("n")
+    dist = shapely.hausdorff_distance(np.asarray(got.geometry.array), polys[got["n"].to_numpy()])
+    assert (dist <= 17 * pixel).all()  # one tile pixel of simplification, half a unit of snapping
+
+
+def test_varints_match_the_scalar_encoding() -> None:
+    rng = np.random.default_rng(3)
+    v = np.concatenate([rng.integers(0, 2**63, 300, dtype=np.uint64), np.array([0, 1, 127, 128, 2**64 - 1],
+                                                                                  np.uint64)])
+    assert mvt.varints(v) == b"".join(mvt._varint(int(n)) for n in v)
+
+
+def test_a_dense_point_tile_encodes_in_a_few_milliseconds() -> None:
+    bounds = SETS["WebMercatorQuad"].tile_bounds("14", *tile_at("WebMercatorQuad", "14"))
+    rng = np.random.default_rng(4)
+    geoms = shapely.points(rng.uniform(bounds[:2], bounds[2:], size=(20_000, 2)))
+    props = pa.table({"v": rng.normal(size=20_000), "k": rng.integers(0, 50, 20_000)})
+    ids = np.arange(20_000, dtype=np.uint64)
+    best = min(_timed(lambda: mvt.encode_tile([mvt.TileLayer("p", mvt.prepare(geoms, bounds), props, ids)]))
+               for _ in range(5))
+    assert best < 0.05, f"20,000 points took {best * 1000:.1f} ms"
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def test_thinning_keeps_at_most_the_limit_one_per_cell_deterministically() -> None:
+    bounds = (0.0, 0.0, 1.0, 1.0)
+    rng = np.random.default_rng(5)
+    geoms = shapely.points(rng.uniform(0, 1, size=(30_000, 2)))
+    key = rng.permutation(30_000)
+    keep, grid = mvt.thin_by_grid(geoms, bounds, 1000, key)
+    assert len(keep) <= 1000 and grid in (16, 32)
+    cells = np.floor(to_tile(shapely.get_coordinates(geoms[keep]), bounds) / (4096 / grid))
+    assert len(np.unique(cells, axis=0)) == len(keep)  # one per cell
+    again, _ = mvt.thin_by_grid(geoms[::-1], bounds, 1000, key[::-1])
+    assert set(key[keep]) == set(key[::-1][again])  # the same features, whatever the order
+
+
+# the cache --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def city_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("tilecity")
+    with gp.open_cube(work / "store") as cube:
+        publish(cube, load_city_catalog(ROOT / "catalogs" / "sample_city.yaml"), build_sample_city(work / "src"),
+                progress=False)
+    return work / "store"
+
+
+def test_a_commit_invalidates_only_the_tiles_over_what_it_changed(city_store: Path) -> None:
+    client = TestClient(create_app(Settings(), store=city_store))
+    z, (row, col) = "15", tile_at("WebMercatorQuad", "15")
+    grid = [(row + dr, col + dc) for dr in range(-2, 3) for dc in range(-2, 3)]
+
+    def fetch() -> dict[tuple[int, int], httpx.Response]:
+        return {rc: client.get(f"/collections/buildings/tiles/WebMercatorQuad/{z}/{rc[0]}/{rc[1]}") for rc in grid}
+
+    first = fetch()
+    assert {r.headers["geoplatform-tile-cache"] for r in first.values()} == {"miss"}
+    assert {r.headers["geoplatform-tile-cache"] for r in fetch().values()} == {"hit"}
+    # Another writer ends one building in the middle tile.
+    mid = decode(first[(row, col)].content)["buildings"]["features"]
+    fid = next(f["properties"]["fid"] for f in mid if "fid" in f["properties"])
+    with gp.open_cube(city_store) as cube:
+        gone = cube.get("buildings", fid).geometry.iat[0]
+        cube.delete_features("buildings", [fid])
+    after = fetch()
+    tms = SETS["WebMercatorQuad"]
+    x, y = transform_xy(*shapely.get_coordinates(gone).T, "EPSG:4490", "EPSG:3857")
+    gb = (x.min(), y.min(), x.max(), y.max())
+    for (r, c), resp in after.items():
+        b = tms.tile_bounds(z, r, c)
+        pad = (b[2] - b[0]) * 64 / 4096
+        over = gb[2] >= b[0] - pad and gb[0] <= b[2] + pad and gb[3] >= b[1] - pad and gb[1] <= b[3] + pad
+        assert resp.headers["geoplatform-tile-cache"] == ("miss" if over else "hit"), (r, c)
+        if not over:
+            assert resp.content == first[(r, c)].content
+    ids = {f["properties"].get("fid") for f in decode(after[(row, col)].content)["buildings"]["features"]}
+    assert fid not in ids and len(ids) == len(mid) - 1
+    assert sum(r.headers["geoplatform-tile-cache"] == "hit" for r in after.values()) >= 16
+    # The snapshot before the edit is still served, and still holds the building.
+    with gp.open_cube(city_store) as cube:
+        before = cube.snapshots("buildings")[-2].id
+    old = client.get(f"/collections/buildings/tiles/WebMercatorQuad/{z}/{row}/{col}", params={"as-of": before})
+    assert fid in {f["properties"].get("fid") for f in decode(old.content)["buildings"]["features"]}
+    assert "immutable" in old.headers["cache-control"]
+
+
+def test_the_feature_cap_thins_and_says_so(city_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEOPLATFORM_TILES_MAX_FEATURES", "500")
+    client = TestClient(create_app(Settings(), store=city_store))
+    meta = client.get("/collections/air-quality/tiles/WebMercatorQuad").json()
+    assert meta["layers"][0]["featureLimit"]["maxFeaturesPerTile"] == 500
+    z = meta["tileMatrixSetLimits"][0]["tileMatrix"]
+    row, col = tile_at("WebMercatorQuad", z)
+    r = client.get(f"/collections/air-quality/tiles/WebMercatorQuad/{z}/{row}/{col}")
+    assert r.status_code == 200
+    thinned = r.headers["geoplatform-tile-thinned"]
+    matched = int(thinned.split("matched=")[1].split()[0])
+    kept = len(decode(r.content)["air-quality"]["features"])
+    assert matched > 500 >= kept > 0 and f"kept={kept}" in thinned
+    again = client.get(f"/collections/air-quality/tiles/WebMercatorQuad/{z}/{row}/{col}?datetime=2025-01-01T00:00:00Z")
+    assert "geoplatform-tile-thinned" not in again.headers  # a small query is complete
+
+
+# over HTTP ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    work = tmp_path_factory.mktemp("tileserver")
+    with running_server(work) as url:
+        yield url, work / "store"
+
+
+def _fids(body: bytes, layer: str) -> set[Any]:
+    feats = decode(body).get(layer, {"features": []})["features"]
+    return {f["properties"].get("fid", f.get("id")) for f in feats}
+
+
+@pytest.mark.parametrize("tms_id,z", [("WebMercatorQuad", "14"), ("WorldCRS84Quad", "13"), ("CGCS2000Quad", "13")])
+@pytest.mark.parametrize("params", [{}, {"datetime": "2025-03-01T00:00:00Z/2025-04-01T00:00:00Z"},
+                                    {"filter": "severity >= 4"},
+                                    {"subset": 'datetime("2025-03-01T00:00:00Z":*)', "filter": "type = 'fire'"}])
+def test_tiles_hold_what_a_brute_force_query_finds(served: tuple[str, Path], tms_id: str, z: str,
+                                                   params: dict[str, str]) -> None:
+    url, store = served
+    tms = SETS[tms_id]
+    row, col = tile_at(tms_id, z)
+    r = httpx.get(f"{url}/collections/incidents/tiles/{tms_id}/{z}/{row}/{col}", params=params)
+    b = tms.tile_bounds(z, row, col)
+    pad = (b[2] - b[0]) * 64 / 4096, (b[3] - b[1]) * 64 / 4096
+    q: dict[str, Any] = {"bbox_crs": tms.crs_info.id, "crs": tms.crs_info.id}
+    if "datetime" in params:
+        q["datetime"] = params["datetime"]
+    if "subset" in params:
+        q["datetime"] = "2025-03-01T00:00:00Z/.."
+    if "filter" in params:
+        q["filter"] = params["filter"]
+    with gp.open_cube(store) as cube:
+        inner = cube.query("incidents", bbox=b, **q)
+        outer = cube.query("incidents", bbox=(b[0] - pad[0], b[1] - pad[1], b[2] + pad[0], b[3] + pad[1]), **q)
+    assert len(inner) > 0
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    got = decode(r.content)["incidents"]["features"]
+    fids = {f["properties"]["fid"] for f in got}
+    assert set(inner["fid"]) <= fids <= set(outer["fid"])
+    where = dict(zip(outer["fid"], shapely.get_coordinates(outer.geometry.array)))
+    for f in got:  # every point where it is, to the tile unit
+        assert np.abs(np.asarray(f["geometry"]["coordinates"]) - to_tile(where[f["properties"]["fid"]], b)[0]).max() <= 0.5
+
+
+def test_gdal_reads_served_tiles_of_several_collections(served: tuple[str, Path], tmp_path: Path) -> None:
+    url, store = served
+    z = "15"
+    row, col = tile_at("WebMercatorQuad", z)
+    r = httpx.get(f"{url}/tiles/WebMercatorQuad/{z}/{row}/{col}", params={"collections": "buildings,roads,incidents"})
+    assert r.status_code == 200
+    path = tmp_path / z / str(col) / f"{row}.pbf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(r.content)
+    assert [n for n, _ in pyogrio.list_layers(path)] == ["buildings", "roads", "incidents"]  # in the order asked
+    got = pyogrio.read_dataframe(path, layer="buildings")
+    b = SETS["WebMercatorQuad"].tile_bounds(z, row, col)
+    with gp.open_cube(store) as cube:
+        want = cube.query("buildings", bbox=b, bbox_crs="EPSG:3857", crs="EPSG:3857")
+    assert set(want["fid"]) <= set(got["fid"])
+    pixel = (b[2] - b[0]) / 256
+    src = dict(zip(want["fid"], want.geometry.array))
+    box = shapely.box(*b)
+    for fid, geom in zip(got["fid"], got.geometry.array):
+        if fid in src:  # within a tile pixel of the source, inside the tile
+            assert shapely.hausdorff_distance(geom.intersection(box), src[fid].intersection(box)) <= 1.5 * pixel
+        assert isinstance(fid, str)
+    only_roads = httpx.get(f"{url}/tiles/WebMercatorQuad/{z}/{row}/{col}", params={"collections": "roads"})
+    assert set(decode(only_roads.content)) == {"roads"}
+
+
+def test_gdal_ogcapi_driver_reads_every_feature_from_tiles(served: tuple[str, Path]) -> None:
+    """GDAL's OGCAPI driver picks the WorldCRS84Quad tileset (a layer per level)
+    and reads the tiles across the limits, 204s included."""
+    url, store = served
+    df = pyogrio.read_dataframe(f"OGCAPI:{url}/collections/shelters", layer="Zoom level 14", API="TILES")
+    with gp.open_cube(store) as cube:
+        want = cube.query("shelters", crs="OGC:CRS84")
+    assert df.crs.to_string() == "OGC:CRS84" and sorted(df["fid"]) == sorted(want["fid"])
+    pixel = 0.703125 / 2**14 / 16  # one MVT unit at level 14
+    got = dict(zip(df["fid"], shapely.get_coordinates(df.geometry.array)))
+    for fid, xy in zip(want["fid"], shapely.get_coordinates(want.geometry.array)):
+        assert np.abs(got[fid] - xy).max() <= pixel
+
+
+def test_an_empty_tile_is_204_and_says_nothing_is_below(served: tuple[str, Path]) -> None:
+    url, _ = served
+    limits = httpx.get(f"{url}/collections/incidents/tiles/WebMercatorQuad").json()["tileMatrixSetLimits"]
+    z = next(lim for lim in limits if lim["tileMatrix"] == "14")
+    r = httpx.get(f"{url}/collections/incidents/tiles/WebMercatorQuad/14/{z['minTileRow']}/{z['minTileCol']}",
+                  params={"datetime": "1990-01-01T00:00:00Z"})
+    assert r.status_code == 204 and r.content == b"" and r.headers["oatiles-hint"] == "empty"
+
+
+def test_etag_and_conditional_requests(served: tuple[str, Path]) -> None:
+    url, _ = served
+    row, col = tile_at("WebMercatorQuad", "14")
+    u = f"{url}/collections/roads/tiles/WebMercatorQuad/14/{row}/{col}"
+    r = httpx.get(u)
+    assert r.headers["etag"] and r.headers["cache-control"] == "no-cache"
+    assert httpx.get(u, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/collections/incidents/tiles/NoSuchTMS", 404),
+    ("/collections/incidents/tiles/NoSuchTMS/1/0/0", 404),
+    ("/collections/nope/tiles", 404),
+    ("/collections/nope/tiles/WebMercatorQuad/14/0/0", 404),
+    ("/collections/incidents/tiles/WebMercatorQuad/25/0/0", 404),  # no such tile matrix
+    ("/collections/incidents/tiles/WebMercatorQuad/3/0/0", 404),  # below the layer's zoom range
+    ("/collections/incidents/tiles/WebMercatorQuad/14/0/0", 404),  # outside tileMatrixSetLimits
+    ("/collections/incidents/tiles/WebMercatorQuad/1/9/9", 404),  # outside the matrix
+    ("/collections/incidents/tiles/WebMercatorQuad/14/x/0", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/-1/0", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/99999999999/0", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?filter=severity%20%3E", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?datetime=yesterday", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?subset=lat(1:2)", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?as-of=999999999", 404),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?colour=red", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?f=png", 400),
+    ("/collections/incidents/tiles/WebMercatorQuad/14/{row}/{col}?collections=roads", 400),
+    ("/collections/incidents/tiles/WorldCRS84Quad?f=tilejson", 400),
+    ("/tiles/WebMercatorQuad/14/{row}/{col}?collections=nope", 400),
+    ("/tiles?limit=3", 400),
+    ("/tileMatrixSets/Nope", 404),
+    ("/tileMatrixSets?x=1", 400),
+])
+def test_errors_are_clean(served: tuple[str, Path], path: str, status: int) -> None:
+    url, _ = served
+    row, col = tile_at("WebMercatorQuad", "14")
+    r = httpx.get(f"{url}{path.replace('{row}', str(row)).replace('{col}', str(col))}")
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json") and r.json()["description"]
+
+
+def test_tilejson_for_web_mercator(served: tuple[str, Path]) -> None:
+    url, _ = served
+    tj = httpx.get(f"{url}/tiles/WebMercatorQuad", params={"f": "tilejson", "collections": "roads,incidents",
+                                                           "datetime": "2025-03-01T00:00:00Z/.."}).json()
+    assert tj["tilejson"] == "3.0.0" and [v["id"] for v in tj["vector_layers"]] == ["roads", "incidents"]
+    assert tj["tiles"][0].endswith("/tiles/WebMercatorQuad/{z}/{y}/{x}?collections=roads%2Cincidents&"
+                                   "datetime=2025-03-01T00%3A00%3A00Z%2F..")
+    assert tj["vector_layers"][1]["fields"]["severity"] == "Number"
+    lo, hi = tj["bounds"][:2], tj["bounds"][2:]
+    assert 108.5 < lo[0] < hi[0] < 109.5 and 34.0 < lo[1] < hi[1] < 34.6
+    x = tj["tiles"][0].replace("{z}", "14").replace("{y}", str(tile_at("WebMercatorQuad", "14")[0]))
+    assert httpx.get(x.replace("{x}", str(tile_at("WebMercatorQuad", "14")[1]))).status_code == 200
