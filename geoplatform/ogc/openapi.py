@@ -12,6 +12,8 @@ from typing import Any
 from geoplatform.catalog.layers import LayerConfig
 from geoplatform.crs import resolve_crs
 from geoplatform.cube.model import DatasetSpec
+from geoplatform.ogc.tiles import openapi_paths as tile_paths
+from geoplatform.ogc.tms import load_tile_matrix_sets
 
 _EXCEPTION = {"description": "An error, as an OGC exception",
               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}}
@@ -138,6 +140,7 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
             item_path["put"] = _write_op(f"{op}_replace", "Replace an item (a new version)", "204")
             item_path["patch"] = _write_op(f"{op}_update", "Update some properties (a new version)", "204")
             item_path["delete"] = _write_op(f"{op}_delete", "End the item (its history stays)", "204", body=False)
+    paths.update(tile_paths(layers, sorted(load_tile_matrix_sets())))
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "version": "0.1.0",

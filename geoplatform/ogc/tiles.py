@@ -571,3 +571,68 @@ def tile_routes(settings: TileSettings | None = None) -> list[Route]:
         Route("/collections/{cid}/tiles/{tmsId}", tileset_),
         Route("/collections/{cid}/tiles/{tmsId}/{z}/{y}/{x}", tile_),
     ]
+
+
+# OpenAPI -------------------------------------------------------------------------
+
+def _oa_param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False,
+              **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description, **extra}
+
+
+def openapi_paths(layers: Mapping[str, LayerConfig], tms_ids: Sequence[str]) -> dict[str, Any]:
+    """The OpenAPI 3.0 paths of the tiles resources, operationIds suffixed as
+    OGC API - Tiles (clause 14) says: ``.collection.vector.getTile`` and so on."""
+    error = {"description": "An error, as an OGC exception",
+             "content": {JSON: {"schema": {"$ref": "#/components/schemas/exception"}}}}
+    meta = {"200": {"description": "Metadata", "content": {JSON: {"schema": {"type": "object"}}}},
+            "400": error, "404": error}
+    tms_param = _oa_param("tileMatrixSetId", "path", {"type": "string", "enum": list(tms_ids)}, "Tile matrix set")
+    query = [
+        _oa_param("datetime", "query", {"type": "string"}, "Valid time: an instant or an interval (RFC 3339, .. "
+                  "for an open end)", style="form", explode=False),
+        _oa_param("subset", "query", {"type": "string"}, 'Valid time as subset=datetime("start":"end")'),
+        _oa_param("filter", "query", {"type": "string"}, "CQL2 filter"),
+        _oa_param("filter-lang", "query", {"type": "string", "enum": ["cql2-text", "cql2-json"]}, "Filter language"),
+        _oa_param("filter-crs", "query", {"type": "string", "enum": [F.CRS84]}, "CRS of geometry literals"),
+        _oa_param("as-of", "query", {"type": "string"}, "Record time: a snapshot id or an RFC 3339 date-time"),
+    ]
+    collections = _oa_param("collections", "query", {"type": "array", "items": {"type": "string", "enum": [
+        k for k, v in layers.items() if v.tiles.enabled]}}, "Collections, a layer each, in this order",
+        style="form", explode=False)
+    tile_params = [tms_param, _oa_param("tileMatrix", "path", {"type": "string"}, "Tile matrix (zoom level)"),
+                   _oa_param("tileRow", "path", {"type": "integer", "minimum": 0}, "Row, from the top"),
+                   _oa_param("tileCol", "path", {"type": "integer", "minimum": 0}, "Column, from the left"),
+                   _oa_param("f", "query", {"type": "string", "enum": ["mvt"]}, "Tile format"), *query]
+    tile_resp = {"200": {"description": "A Mapbox vector tile",
+                         "content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+                 "204": {"description": "No data in this tile"}, "304": {"description": "Not modified"},
+                 "400": error, "404": error}
+    f_meta = _oa_param("f", "query", {"type": "string", "enum": ["json"]}, "Format")
+    f_tileset = _oa_param("f", "query", {"type": "string", "enum": ["json", "tilejson"]},
+                          "json (tileset metadata) or tilejson (TileJSON 3.0.0, WebMercatorQuad only)")
+    paths: dict[str, Any] = {
+        "/tileMatrixSets": {"get": {"summary": "Tile matrix sets", "operationId": "getTileMatrixSetsList",
+                                    "parameters": [f_meta], "responses": meta}},
+        "/tileMatrixSets/{tileMatrixSetId}": {"get": {
+            "summary": "A tile matrix set", "operationId": "getTileMatrixSet", "parameters": [tms_param, f_meta],
+            "responses": meta}},
+    }
+
+    def family(prefix: str, op: str, origin: str, extra: list[dict[str, Any]]) -> None:
+        paths[f"{prefix}/tiles"] = {"get": {
+            "summary": "Vector tilesets", "operationId": f"{op}.{origin}.vector.getTileSetsList",
+            "parameters": [f_meta, *query, *extra], "responses": meta}}
+        paths[f"{prefix}/tiles/{{tileMatrixSetId}}"] = {"get": {
+            "summary": "Vector tileset metadata", "operationId": f"{op}.{origin}.vector.getTileSet",
+            "parameters": [tms_param, f_tileset, *query, *extra], "responses": meta}}
+        paths[f"{prefix}/tiles/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"] = {"get": {
+            "summary": "A vector tile", "operationId": f"{op}.{origin}.vector.getTile",
+            "parameters": [*tile_params, *extra], "responses": tile_resp}}
+
+    family("", "dataset", "dataset", [collections])
+    for layer in layers.values():
+        if layer.tiles.enabled:
+            family(f"/collections/{layer.id}", layer.id.replace("-", "_"), "collection", [])
+    return paths
