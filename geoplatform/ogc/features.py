@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from geoplatform.catalog.layers import LayerConfig
@@ -137,22 +138,42 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def features(gdf: Any, crs: Any, skip_geometry: bool) -> list[dict[str, Any]]:
-    """GeoJSON features, coordinates in the axis order of ``crs``."""
-    geoms = np.asarray(gdf.geometry.array, dtype=object)
-    if not skip_geometry and crs.axis_order_lat_first and len(geoms):
-        geoms = shapely.transform(geoms, lambda xy: xy[:, ::-1])
-    texts = shapely.to_geojson(geoms) if not skip_geometry else [None] * len(gdf)
-    props = [c for c in gdf.columns if c not in ("geometry", "fid", "record_from")]
-    out = []
-    for i, row in enumerate(gdf[props].itertuples(index=False, name=None)):
-        out.append({
-            "type": "Feature",
-            "id": _plain(gdf["fid"].iat[i]),
-            "geometry": orjson.Fragment(texts[i]) if texts[i] is not None else None,
-            "properties": {k: _plain(v) for k, v in zip(props, row)},
-        })
-    return out
+def features(rows: Any, crs: Any, skip_geometry: bool) -> list[dict[str, Any]]:
+    """GeoJSON features from an Arrow table (WKB ``geometry``) or a GeoDataFrame,
+    coordinates in the axis order of ``crs``. Times are RFC 3339 UTC strings."""
+    table = rows if isinstance(rows, pa.Table) else _arrow(rows)
+    n = len(table)
+    if skip_geometry or not n:
+        texts: Any = [None] * n
+    else:
+        geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+        if crs.axis_order_lat_first:
+            geoms = shapely.transform(geoms, lambda xy: xy[:, ::-1])
+        texts = shapely.to_geojson(geoms)
+    ids = table.column("fid").to_pylist()
+    props = table.drop_columns([c for c in ("geometry", "fid", "record_from", "bbox", "_hash")
+                                if c in table.column_names])
+    for i, field in enumerate(props.schema):
+        if pa.types.is_timestamp(field.type):
+            props = props.set_column(i, field.name, _iso(props.column(i)))
+    values = props.to_pylist()
+    return [{"type": "Feature", "id": ids[i],
+             "geometry": orjson.Fragment(texts[i]) if texts[i] is not None else None,
+             "properties": values[i]} for i in range(n)]
+
+
+def _iso(col: pa.ChunkedArray) -> pa.Array:
+    """RFC 3339 UTC strings (``Z``, fractions only where there are any); nulls stay null."""
+    v = col.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    text = np.datetime_as_string(v, unit="auto", timezone="UTC")
+    return pa.array(text, pa.string(), mask=np.isnat(v))
+
+
+def _arrow(gdf: Any) -> pa.Table:
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    wkb = shapely.to_wkb(np.asarray(gdf.geometry.array, dtype=object))
+    return table.append_column("geometry", pa.array(wkb, pa.binary()))
 
 
 def _link(base: str, params: Mapping[str, str], rel: str, **over: Any) -> dict[str, str]:
@@ -167,17 +188,17 @@ def items(cube: "Cube", layer: LayerConfig, params: Mapping[str, str],
     ``numberMatched`` and ``next``/``prev`` links."""
     q, crs, skip, limit, offset = query_params(layer, params)
     # the page and its exact numberMatched from one scan
-    gdf, matched = cube.query_page(layer.dataset, crs=crs.id, limit=limit, offset=offset, **q)
+    page, matched = cube.query_page(layer.dataset, output="arrow", crs=crs.id, limit=limit, offset=offset, **q)
     links = [_link(base_url, params, "self")]
-    if offset + len(gdf) < matched:
+    if offset + len(page) < matched:
         links.append(_link(base_url, params, "next", offset=offset + limit, limit=limit))
     if offset > 0:
         links.append(_link(base_url, params, "prev", offset=max(0, offset - limit), limit=limit))
     body = {
         "type": "FeatureCollection",
-        "features": features(gdf, crs, skip),
+        "features": features(page, crs, skip),
         "numberMatched": matched,
-        "numberReturned": len(gdf),
+        "numberReturned": len(page),
         "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
