@@ -24,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from geoplatform.catalog.describe import describe
 from geoplatform.catalog.layers import LayerConfig, load_layers
@@ -40,6 +41,7 @@ from geoplatform.ogc import features as F
 from geoplatform.ogc import tiles as TL
 from geoplatform.ogc import records as R
 from geoplatform.ogc import transactions as T
+from geoplatform.ogc.html import HTML, STATIC_DIR, Pages, wants_html
 from geoplatform.ogc.openapi import openapi_document
 from geoplatform.settings import Settings
 
@@ -49,6 +51,7 @@ OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
@@ -92,15 +95,15 @@ def _no_params(request: Request) -> None:
 
 
 def _params(request: Request) -> dict[str, str]:
-    """Query parameters, each at most once; ``f`` names the one format served (JSON)."""
+    """Query parameters, each at most once; ``f`` is json (the default) or html."""
     params: dict[str, str] = {}
     for k, v in request.query_params.multi_items():
         if k in params:
             raise InvalidParameterValue(f"parameter {k!r} is given more than once")
         params[k] = v
     fmt = params.pop("f", None)
-    if fmt not in (None, "json", "geojson"):
-        raise InvalidParameterValue(f"f={fmt!r} is not served; use f=json")
+    if fmt not in (None, "json", "geojson", "html"):
+        raise InvalidParameterValue(f"f={fmt!r} is not served; use f=json or f=html")
     return params
 
 
@@ -108,7 +111,7 @@ async def landing(request: Request) -> Response:
     _no_params(request)
     base = _base(request)
     p: Platform = request.app.state.platform
-    return _json({
+    doc = {
         "title": f"{p.catalog.city.name} spatio-temporal platform",
         "description": p.catalog.city.description or "",
         "links": [
@@ -117,8 +120,12 @@ async def landing(request: Request) -> Response:
             {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI, "title": "The API definition"},
             {"href": f"{base}/collections", "rel": "data", "type": JSON, "title": "Collections"},
             *TL.landing_links(base),
+            {"href": f"{base}/?f=html", "rel": "alternate", "type": HTML, "title": "This document as HTML"},
         ],
-    })
+    }
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.landing, base, doc)
+    return _json(doc)
 
 
 async def api(request: Request) -> Response:
@@ -127,12 +134,18 @@ async def api(request: Request) -> Response:
     specs = {layer.dataset: p.cube.dataset(layer.dataset) for layer in p.layers.values()}
     doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
     doc["paths"].update(R.openapi_paths())
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
+                                       {"openapi-document-path": f"{_base(request)}/api"})
     return _json(doc, media=OPENAPI)
 
 
 async def conformance(request: Request) -> Response:
     _no_params(request)
-    return _json({"conformsTo": list(CONFORMANCE)})
+    doc = {"conformsTo": list(CONFORMANCE)}
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.conformance, _base(request), doc)
+    return _json(doc)
 
 
 def _collection(p: Platform, layer: LayerConfig, base: str) -> dict[str, Any]:
@@ -157,6 +170,8 @@ def _collection(p: Platform, layer: LayerConfig, base: str) -> dict[str, Any]:
             {"href": f"{href}/items", "rel": "items", "type": F.GEOJSON, "title": "Items"},
             {"href": f"{href}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "Queryables"},
+            {"href": f"{href}/schema", "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema",
+             "type": "application/schema+json", "title": "Schema of the features"},
             *TL.collection_links(layer, href),
         ],
     }
@@ -169,15 +184,22 @@ async def collections(request: Request) -> Response:
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
     cols.append(R.catalog_collection(base, [(c["extent"]["spatial"]["bbox"][0], c["extent"]["temporal"]["interval"][0])
                                             for c in cols]))
-    return _json({"collections": cols, "links": [
-        {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"}]})
+    doc = {"collections": cols, "links": [
+        {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"},
+        {"href": f"{base}/collections?f=html", "rel": "alternate", "type": HTML, "title": "Collections as HTML"}]}
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.collections, base, doc)
+    return _json(doc)
 
 
 async def collection(request: Request) -> Response:
     _no_params(request)
     p: Platform = request.app.state.platform
     layer = p.layer(request.path_params["cid"])
-    return _json(await run_in_threadpool(_collection, p, layer, _base(request)))
+    doc = await run_in_threadpool(_collection, p, layer, _base(request))
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.collection, _base(request), doc)
+    return _json(doc)
 
 
 async def queryables_(request: Request) -> Response:
@@ -198,9 +220,22 @@ async def queryables_(request: Request) -> Response:
         else:
             props[name] = {"type": _JSON_TYPES[kind]}
     href = f"{_base(request)}/collections/{layer.id}/queryables"
-    return _json({"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": href, "type": "object",
-                  "title": layer.title or spec.title or layer.id, "properties": props},
-                 media="application/schema+json")
+    doc = {"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": href, "type": "object",
+           "title": layer.title or spec.title or layer.id, "properties": props}
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.queryables, _base(request), layer.id, doc)
+    return _json(doc, media="application/schema+json")
+
+
+async def schema_(request: Request) -> Response:
+    _no_params(request)
+    p: Platform = request.app.state.platform
+    layer = p.layer(request.path_params["cid"])
+    base = _base(request)
+    doc = F.schema(p.cube.dataset(layer.dataset), layer, f"{base}/collections/{layer.id}/schema")
+    if wants_html(request):
+        return await run_in_threadpool(request.app.state.pages.schema, base, layer.id, doc)
+    return _json(doc, media="application/schema+json")
 
 
 async def items(request: Request) -> Response:
@@ -208,7 +243,14 @@ async def items(request: Request) -> Response:
     layer = p.layer(request.path_params["cid"])
     params = _params(request)
     url = f"{_base(request)}/collections/{layer.id}/items"
+    html = wants_html(request)
+    if html:
+        params.pop("crs", None)  # the page's map draws CRS84
     status, headers, body = await run_in_threadpool(F.items, p.cube, layer, params, url)
+    if html:
+        offset = int(params.get("offset", 0))  # F.items has checked it
+        return await run_in_threadpool(request.app.state.pages.items, _base(request), layer.id,
+                                       layer.title or layer.id, orjson.loads(body), offset)
     return Response(body, status_code=status, headers=headers)
 
 
@@ -217,7 +259,13 @@ async def item(request: Request) -> Response:
     layer = p.layer(request.path_params["cid"])
     fid = request.path_params["fid"]
     url = f"{_base(request)}/collections/{layer.id}/items/{fid}"
-    status, headers, body = await run_in_threadpool(F.item, p.cube, layer, fid, _params(request), url)
+    params, html = _params(request), wants_html(request)
+    if html:
+        params.pop("crs", None)  # the page's map draws CRS84
+    status, headers, body = await run_in_threadpool(F.item, p.cube, layer, fid, params, url)
+    if html:
+        return await run_in_threadpool(request.app.state.pages.item, _base(request), layer.id,
+                                       layer.title or layer.id, orjson.loads(body))
     return Response(body, status_code=status, headers=headers)
 
 
@@ -295,16 +343,19 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
     if R.RECORDS in layers:
         raise CatalogError(f"layer id {R.RECORDS!r} is reserved for the dataset catalog")
     app = Starlette(
-        debug=False,
+        debug=settings.debug,
         routes=[
             Route("/", landing),
             Route("/conformance", conformance),
             Route("/api", api),
+            Route("/openapi", api),  # where pygeoapi's pages link to the API definition
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
             Route("/collections", collections),
             *R.records_routes(_params),
             *TL.tile_routes(),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
+            Route("/collections/{cid}/schema", schema_),
             Route("/collections/{cid}/items", items, methods=["GET"]),
             Route("/collections/{cid}/items", create_item, methods=["POST"]),
             Route("/collections/{cid}/items/{fid}", item, methods=["GET"]),
@@ -314,6 +365,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
     app.state.platform = Platform(cube, layers, cat)
+    app.state.pages = Pages(app.state.platform, Path(store if store is not None else settings.store).resolve())
     app.state.settings = settings
     return app
 
