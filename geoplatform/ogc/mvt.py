@@ -230,31 +230,29 @@ def _encode_paths(idx: np.ndarray, xy: np.ndarray, offsets: list[np.ndarray], gt
 # protobuf ----------------------------------------------------------------------
 
 _SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
+_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], np.uint64)  # the smallest value of k + 1 bytes
 
 
 def varint_sizes(v: np.ndarray) -> np.ndarray:
     """Bytes each unsigned integer takes as a protobuf varint."""
-    v = np.asarray(v, np.uint64)
-    sizes = np.ones(len(v), np.int64)
-    for k in range(1, 10):
-        sizes += v >= (np.uint64(1) << _SHIFTS[k])
-    return sizes
+    return 1 + np.searchsorted(_LIMITS, np.asarray(v, np.uint64), side="right")
 
 
 def varints(v: np.ndarray) -> bytes:
-    """The varint encoding of every integer of ``v``, concatenated."""
+    """The varint encoding of every integer of ``v``, concatenated.
+
+    Each value becomes a row of its 7-bit groups, low first, with the high
+    bit set on all but its last; the rows, cut to their lengths, are the bytes.
+    """
     v = np.asarray(v, np.uint64)
     if not len(v):
         return b""
     sizes = varint_sizes(v)
-    starts = np.cumsum(sizes) - sizes
-    out = np.empty(int(sizes.sum()), np.uint8)
-    for k in range(int(sizes.max())):
-        m = sizes > k
-        byte = (v[m] >> _SHIFTS[k]) & np.uint64(0x7F)
-        byte |= (sizes[m] > k + 1).astype(np.uint64) << np.uint64(7)
-        out[starts[m] + k] = byte.astype(np.uint8)
-    return out.tobytes()
+    width = int(sizes.max())
+    groups = ((v[:, None] >> _SHIFTS[None, :width]) & np.uint64(0x7F)).astype(np.uint8)
+    col = np.arange(width)
+    groups |= ((col[None, :] < (sizes - 1)[:, None]).astype(np.uint8) << 7)
+    return groups[col[None, :] < sizes[:, None]].tobytes()
 
 
 def _varint(n: int) -> bytes:
