@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ DATASETS: dict[str, dict[str, Any]] = {d["name"]: d for d in CATALOG["datasets"]
 DEPARTMENT_IDS = {d["id"] for d in yaml.safe_load((CATALOGS / "departments.yaml").read_text("utf-8"))["departments"]}
 THEME_IDS = {t["id"] for t in yaml.safe_load((CATALOGS / "themes.yaml").read_text("utf-8"))["themes"]}
 
-MAX_SECONDS = 10.0
 MAX_BYTES = 15 * 1024 * 1024
 
 EXPECTED_ROWS: dict[str, tuple[int, int]] = {
@@ -63,16 +61,10 @@ FIELD_TYPES = {"string", "integer", "number", "boolean", "datetime", "date"}
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def city_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lanshan_a")
-    start = time.perf_counter()
     build_sample_city(out)
-    return out, time.perf_counter() - start
-
-
-@pytest.fixture(scope="module")
-def city_dir(city: tuple[Path, float]) -> Path:
-    return city[0]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -203,9 +195,8 @@ def test_time_rules_of_catalog() -> None:
 # --------------------------------------------------------------------------- generator
 
 
-def test_generation_is_fast_and_small(city: tuple[Path, float]) -> None:
-    root, seconds = city
-    assert seconds < MAX_SECONDS
+def test_generation_is_small_and_complete(city_dir: Path) -> None:
+    root = city_dir
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert total < MAX_BYTES
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == sorted(FILES.values())

@@ -4,7 +4,6 @@ against a real ``geoplatform serve`` of the sample city."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
