@@ -163,9 +163,13 @@ def features(rows: Any, crs: Any, skip_geometry: bool) -> list[dict[str, Any]]:
 
 
 def _iso(col: pa.ChunkedArray) -> pa.Array:
-    """RFC 3339 UTC strings (``Z``, fractions only where there are any); nulls stay null."""
+    """RFC 3339 UTC date-times to the second (``2025-03-01T00:00:00Z``), to the
+    microsecond where there is a fraction; nulls stay null."""
     v = col.to_numpy(zero_copy_only=False).astype("datetime64[us]")
-    text = np.datetime_as_string(v, unit="auto", timezone="UTC")
+    text = np.datetime_as_string(v, unit="s", timezone="UTC")
+    fraction = ~np.isnat(v) & (v.astype(np.int64) % 1_000_000 != 0)
+    if fraction.any():
+        text[fraction] = np.datetime_as_string(v[fraction], unit="us", timezone="UTC")
     return pa.array(text, pa.string(), mask=np.isnat(v))
 
 

@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 from pyproj import Transformer
@@ -149,3 +150,21 @@ def test_single_item(cube: gp.Cube) -> None:
     with pytest.raises(FeatureNotFound) as err:
         F.item(cube, LAYER, "nope", {}, BASE + "/nope")
     assert err.value.http_status == 404
+
+
+RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z"
+
+
+def test_times_are_full_rfc3339_date_times(cube: gp.Cube) -> None:
+    """Whole hours and midnights too (reported_at is on the hour here)."""
+    import re
+
+    _, _, fc = call(cube, limit="100")
+    times = [f["properties"]["valid_from"] for f in fc["features"]]
+    assert times and all(re.fullmatch(RFC3339, t) for t in times), times[:5]
+    want = cube.test_frame.set_index("incident_id")["reported_at"]  # type: ignore[attr-defined]
+    for f in fc["features"]:
+        assert pd.Timestamp(f["properties"]["valid_from"]) == want[f["id"]]
+    # sub-second times keep their fraction
+    t = pa.chunked_array([pa.array([pd.Timestamp("2025-01-01T00:00:00.25Z"), None], pa.timestamp("us", tz="UTC"))])
+    assert F._iso(t).to_pylist() == ["2025-01-01T00:00:00.250000Z", None]
