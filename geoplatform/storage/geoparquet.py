@@ -366,7 +366,8 @@ class GeoParquetBackend(StorageBackend):
         row that does.
         """
         files = m.rg_file[sel]
-        selective = request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
+        selective = (request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
+                     or request.fids is not None)
 
         def one(fid: int) -> tuple[int, pa.Table]:
             pick = sel[files == fid]
@@ -404,7 +405,7 @@ class GeoParquetBackend(StorageBackend):
                         columns: list[str], request: ScanRequest,
                         need_pos: bool) -> tuple[pa.Table, np.ndarray | None]:
         phys = records.physical_columns(spec, columns)
-        keys = [c for c in phys if c.split(".")[0] in _FILTER_COLUMNS]
+        keys = [c for c in phys if c.split(".")[0] in _FILTER_COLUMNS or (c == "fid" and request.fids is not None)]
         rest = [c for c in phys if c not in keys]
         t1 = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=keys, use_threads=True)
         mask = records.row_mask(t1, request)

@@ -128,7 +128,8 @@ def times_us(col: pa.ChunkedArray, null_as: int) -> np.ndarray:
 
 
 def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
-    """Which rows meet the bbox and the time interval (numpy, for the two-phase read)."""
+    """Which rows meet the bbox, the time interval and the fid list (numpy, for the
+    two-phase read: the other columns are decoded only for row groups with a match)."""
     n = len(table)
     mask = np.ones(n, bool)
     if request.bbox is not None:
@@ -148,6 +149,9 @@ def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
     if request.t_min != MIN_US:
         end = "valid_to" if "valid_to" in table.column_names else "valid_from"  # an instant's end is its start
         mask &= times_us(table.column(end), MAX_US) >= request.t_min
+    if request.fids is not None and n:
+        mask &= pc.is_in(table.column("fid"), value_set=pa.array(list(request.fids), table.schema.field("fid").type)
+                         ).to_numpy(zero_copy_only=False)
     return mask
 
 
