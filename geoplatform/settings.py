@@ -22,10 +22,9 @@ class Settings(BaseSettings):
 
     store: Path = Field(default=Path("var/store"), description="Embedded store folder")
     backend: str = Field(default="geoparquet", description="Storage backend entry point name")
-    # 20k rather than the usual 100k: a row group is the unit a query decodes,
-    # and on the 10M-point benchmark 20k-row groups answer a 2 km x 7 day
-    # query 4-5x faster (ARCHITECTURE.md, "Row-group size").
-    row_group_size: int = Field(default=20_000, ge=1_000, le=10_000_000)
+    # 4,096 rather than the usual 100k: a row group is the unit a query decodes, and small
+    # ones let a box query skip most of a partition (ARCHITECTURE.md, "Row-group size").
+    row_group_size: int = Field(default=4_096, ge=1_000, le=10_000_000)
     max_file_rows: int = Field(default=2_000_000, ge=1_000)
     hilbert_order: int = Field(default=20, ge=4, le=31)
     compression_level: int = Field(default=3, ge=1, le=22)
