@@ -14,19 +14,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 import geoplatform as gp
 from tests.ogc.interop_checks import Collection, run_checks
-from tests.ogc.test_server import _free_port, running_server
+from tests.ogc.test_server import _free_port, running_server, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -165,16 +163,7 @@ def stock_pygeoapi(city: tuple[str, Path], tmp_path_factory: pytest.TempPathFact
     proc = subprocess.Popen([str(bin_dir / "uvicorn"), "pygeoapi.starlette_app:APP", "--host", "127.0.0.1",
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"pygeoapi did not start:\n{(work / 'pygeoapi.log').read_text()}")
-            time.sleep(0.3)
+        wait_until_up(f"{url}/conformance", proc, work / "pygeoapi.log")
         yield url
     finally:
         proc.terminate()
