@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Callable, Final, Mapping, TypeAlias, Union
+from typing import Callable, Final, Iterable, Mapping, TypeAlias, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -389,6 +389,23 @@ def transform_xy(
     except _BadCoordinates as bad:
         raise bad.to_crs_error() from None
     return np.asarray(out_x), np.asarray(out_y)  # 0-d arrays, not numpy scalars
+
+
+def warm_transforms(pairs: Iterable[tuple[CRSLike, CRSLike]]) -> int:
+    """Build the transformers for ``pairs`` now (pyproj takes about half a second
+    or more for each on first use); returns how many pairs were prepared.
+
+    A server calls this once, off the request path, for the conversions its
+    layers offer."""
+    done = 0
+    for src, dst in pairs:
+        s, d = resolve_crs(src), resolve_crs(dst)
+        base_s = _WGS84 if _OFFSET_LEVEL.get(s.id, 0) else s
+        base_d = _WGS84 if _OFFSET_LEVEL.get(d.id, 0) else d
+        if base_s != base_d:
+            _transformer(base_s, base_d)
+            done += 1
+    return done
 
 
 def transform_geometries(

@@ -404,3 +404,15 @@ def test_crs_from_source() -> None:
         crs_from_source("EPSG:4326", "GCJ-02")
     with pytest.raises(CRSError, match="no CRS"):
         crs_from_source(None, None)
+
+
+def test_warm_transforms_builds_each_transformer_once() -> None:
+    from geoplatform.crs import _transformer, warm_transforms
+
+    pairs = [("EPSG:4490", "EPSG:4546"), ("EPSG:4546", "EPSG:4490"), ("GCJ-02", "EPSG:4546"),
+             ("EPSG:4490", "EPSG:4490")]
+    assert warm_transforms(pairs) == 3  # the same CRS twice needs none
+    before = _transformer.cache_info()
+    transform_xy([111.0], [34.0], "EPSG:4490", "EPSG:4546")
+    after = _transformer.cache_info()
+    assert after.misses == before.misses and after.hits == before.hits + 1

@@ -14,6 +14,7 @@ ETag / If-Match; writes need the configured API key).
 from __future__ import annotations
 
 import hmac
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from geoplatform.catalog.describe import describe
 from geoplatform.catalog.layers import LayerConfig, load_layers
 from geoplatform.catalog.models import CityCatalog, load_city_catalog
-from geoplatform.crs import resolve_crs
+from geoplatform.crs import resolve_crs, warm_transforms
 from geoplatform.cube.cql2 import SUPPORTED_CONFORMANCE
 from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.cube.query import queryables
@@ -365,6 +366,12 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
     app.state.platform = Platform(cube, layers, cat)
+    # pyproj builds a transformer on first use (about half a second or more each): build
+    # those the layers offer in the background, not in the first requests.
+    pairs = {(cube.dataset(v.dataset).storage_crs, c) for v in layers.values()
+             for c in (*v.crs, "OGC:CRS84", "EPSG:3857")}
+    pairs |= {(b, a) for a, b in pairs}
+    threading.Thread(target=warm_transforms, args=(sorted(pairs),), name="warm-transforms", daemon=True).start()
     app.state.pages = Pages(app.state.platform, Path(store if store is not None else settings.store).resolve())
     app.state.settings = settings
     return app
