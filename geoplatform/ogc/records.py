@@ -146,8 +146,11 @@ def _list(name: str, value: str, max_len: int | None = None) -> frozenset[str]:
     return frozenset(items)
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def _int(name: str, value: str, low: int) -> int:
-    if not value.strip().isdigit():  # digits only: no signs, no 1e3, no '1_000'
+    if not _DIGITS.fullmatch(value.strip()):  # ASCII digits only: no signs, 1e3, '1_000' or '³'
         raise InvalidParameterValue(f"{name} must be a whole number >= {low}, not {value!r}")
     n = int(value)
     if n < low:
