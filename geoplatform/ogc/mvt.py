@@ -151,6 +151,14 @@ def _only_family(geoms: np.ndarray, gtype: int) -> np.ndarray:
     return geoms
 
 
+def prepare_points(xy: np.ndarray, bounds: Bounds, *, extent: int = EXTENT, buffer: int = 64) -> TileGeometries:
+    """:func:`prepare` for (n, 2) point coordinates in the tile's CRS, without
+    geometry objects; ``keep`` indexes ``xy``."""
+    if not len(xy):
+        return _empty(_POINT)
+    return _points(np.arange(len(xy)), np.asarray(xy, np.float64), bounds, extent, buffer)
+
+
 def _points(idx: np.ndarray, xy: np.ndarray, bounds: Bounds, extent: int, buffer: int) -> TileGeometries:
     t = np.rint(tile_points(xy, bounds, extent)).astype(np.int64)
     inside = ((t >= -buffer) & (t <= extent + buffer)).all(axis=1)
@@ -434,7 +442,13 @@ def thin_by_grid(geoms: np.ndarray, bounds: Bounds, max_features: int, order_key
     id's rank), so the choice does not depend on storage order. Returns the
     kept positions, ascending, and the grid's cells per tile side.
     """
-    b = shapely.bounds(geoms)
+    return thin_boxes(shapely.bounds(geoms), bounds, max_features, order_key, extent)
+
+
+def thin_boxes(b: np.ndarray, bounds: Bounds, max_features: int, order_key: np.ndarray,
+               extent: int = EXTENT) -> tuple[np.ndarray, int]:
+    """:func:`thin_by_grid` on the features' (n, 4) bounding boxes (a point's is
+    the point twice), so points need no geometry objects to be thinned."""
     centre = tile_points(np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2]), bounds, extent)
     size = np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
     cells_per_side = extent

@@ -48,9 +48,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from geoplatform.catalog.layers import LayerConfig
-from geoplatform.crs import resolve_crs
+from geoplatform.crs import resolve_crs, transform_xy
 from geoplatform.cube.query import _bbox_in, plan_query, queryables, resolve_snapshot
 from geoplatform.errors import DatasetNotFound, InvalidParameterValue
+from geoplatform.ingest.geometry import points_from_wkb
 from geoplatform.ogc import features as F
 from geoplatform.ogc import mvt
 from geoplatform.ogc.tilecache import CachedTile, TileCache
@@ -386,6 +387,11 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
                 q: dict[str, Any]) -> _LayerResult:
     s = svc.settings
     crs = tms.crs_info.id
+    spec = cube.dataset(layer.dataset)
+    if spec.geometry_type == "Point":
+        fast = _point_layer(svc, cube, layer, spec, tms, bounds, qbox, q)
+        if fast is not None:
+            return fast
     t = cube.query(layer.dataset, bbox=qbox, bbox_crs=crs, crs=crs, output="arrow", **q)
     geoms = shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False)) if len(t) else np.empty(0, object)
     matched = len(geoms)
@@ -397,6 +403,37 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         thinned = (matched, len(keep), grid)
     tolerance = s.simplify_pixels * s.extent / tms.matrix(z).tile_width
     geo = mvt.prepare(geoms, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance)
+    return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
+
+
+def _point_layer(svc: TileService, cube: Any, layer: LayerConfig, spec: Any, tms: TileMatrixSet,
+                 bounds: tuple[float, float, float, float], qbox: tuple[float, float, float, float],
+                 q: dict[str, Any]) -> _LayerResult | None:
+    """A point layer from coordinates alone: the WKB is read as numbers, converted
+    to the tile's CRS as arrays and thinned before any geometry object is made
+    (a low-zoom tile over a time series matches millions of points). None when the
+    column is not plain 2D points; the general path then takes it."""
+    s = svc.settings
+    t = cube.query(layer.dataset, bbox=qbox, bbox_crs=tms.crs_info.id, output="arrow", **q)
+    if not len(t):
+        return None
+    xy = points_from_wkb(t.column("geometry"))
+    if xy is None or not (np.isfinite(xy[0]).all() and np.isfinite(xy[1]).all()):  # empty points: general path
+        return None
+    x, y = transform_xy(xy[0], xy[1], spec.storage_crs, tms.crs_info.id)
+    matched = len(t)
+    thinned = None
+    if matched > s.max_features:
+        rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
+        keep, grid = mvt.thin_boxes(np.column_stack([x, y, x, y]), bounds, s.max_features, rank, s.extent)
+        x, y, t = x[keep], y[keep], t.take(pa.array(keep))
+        thinned = (matched, len(keep), grid)
+    geo = mvt.prepare_points(np.column_stack([x, y]), bounds, extent=s.extent, buffer=s.buffer)
+    return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
+
+
+def _tile_layer(layer: LayerConfig, geo: Any, t: pa.Table, extent: int) -> mvt.TileLayer:
+    """The layer's properties (and integer ids as MVT feature ids) beside its geometry."""
     fid = t.column("fid") if len(t) else None
     ids = None
     drop = ["geometry", "record_from"]
@@ -404,7 +441,7 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         ids = fid.to_numpy().astype(np.uint64)
         drop.append("fid")
     props = t.drop_columns([c for c in drop if c in t.column_names])
-    return _LayerResult(mvt.TileLayer(layer.id, geo, props, ids, s.extent), matched, thinned)
+    return mvt.TileLayer(layer.id, geo, props, ids, extent)
 
 
 def tile(svc: TileService, cube: Any, layers: Sequence[LayerConfig], tms: TileMatrixSet, z: str, row_s: str,

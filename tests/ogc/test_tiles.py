@@ -357,3 +357,17 @@ def test_tilejson_for_web_mercator(served: tuple[str, Path]) -> None:
     assert 108.5 < lo[0] < hi[0] < 109.5 and 34.0 < lo[1] < hi[1] < 34.6
     x = tj["tiles"][0].replace("{z}", "14").replace("{y}", str(tile_at("WebMercatorQuad", "14")[0]))
     assert httpx.get(x.replace("{x}", str(tile_at("WebMercatorQuad", "14")[1]))).status_code == 200
+
+
+def test_the_point_path_encodes_as_the_geometry_path() -> None:
+    """Point layers skip geometry objects (prepare_points, thin_boxes); the tile is the same."""
+    bounds = (0.0, 0.0, 1000.0, 1000.0)
+    rng = np.random.default_rng(9)
+    xy = np.round(rng.uniform(-20, 1020, size=(5000, 2)), 1)
+    geoms = shapely.points(xy)
+    a, b = mvt.prepare(geoms, bounds), mvt.prepare_points(xy, bounds)
+    assert np.array_equal(a.keep, b.keep) and np.array_equal(a.commands, b.commands)
+    key = rng.permutation(5000)
+    ka, ga = mvt.thin_by_grid(geoms, bounds, 300, key)
+    kb, gb = mvt.thin_boxes(np.column_stack([xy, xy]), bounds, 300, key)
+    assert ga == gb and np.array_equal(ka, kb)
