@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
 STORE  ?= var/lanshan
 
-.PHONY: demo test bench bench-index system-deps clean
+.PHONY: demo test bench bench-index bench-server system-deps clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ bench: $(STAMP) system-deps
 
 bench-index: $(STAMP)
 	$(BIN)/python benchmarks/bench_index.py
+
+# The OGC API server benchmark: wrk from Debian, pygeoapi's provider dependencies
+# (the bench extra) and tipg in its own virtualenv, benchmarks/.venv-tipg (tipg pins
+# its own FastAPI, Starlette and pydantic).
+TIPG_VENV := benchmarks/.venv-tipg
+bench-server: $(STAMP) system-deps
+	@if ! dpkg -s wrk >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	fi
+	$(BIN)/python -c 'import s3fs, psycopg2, mapbox_vector_tile' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	test -x $(TIPG_VENV)/bin/uvicorn || { $(PYTHON) -m venv $(TIPG_VENV) && \
+		$(TIPG_VENV)/bin/python -m pip install --quiet 'tipg==1.6.1' 'uvicorn[standard]'; }
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf var/ .pytest_cache
