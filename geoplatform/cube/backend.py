@@ -44,6 +44,10 @@ class ScanRequest:
     arrow_filter: pc.Expression | None = None
     with_geometry: bool = True
     fids: tuple[Any, ...] | None = None
+    #: Only the first ``limit`` records in the backend's scan order are wanted (the
+    #: caller filters nothing further). A backend may return more, never fewer
+    #: than there are, and always a prefix of the unlimited scan's order.
+    limit: int | None = None
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,15 @@ class Cube:
         """:meth:`query` (with ``limit`` / ``offset``) and the exact number of
         features the query matches without them, from one scan."""
         plan = plan_query(self.backend, name, **params)
+        if _unfiltered(plan):
+            # Everything matches: the count is the catalog's, and only the rows up
+            # to the page's end are read.
+            matched = self.backend.stats(name, plan.snapshot).rows
+            end = plan.offset + (matched if plan.limit is None else plan.limit)
+            req = replace(plan.scan_request(with_geometry=True), limit=end)
+            table = finish(plan, self.backend.scan(name, req))
+            assert isinstance(table, pa.Table)
+            return _output(self._select(plan, table), plan.spec, output, crs), matched
         table = self.backend.scan(plan.spec.name, plan.scan_request(with_geometry=True))
         page, matched = finish_counted(plan, table)
         return _output(self._select(plan, page), plan.spec, output, crs), matched
@@ -140,6 +149,8 @@ class Cube:
         params.pop("limit", None)
         params.pop("offset", None)
         plan = plan_query(self.backend, name, **params)
+        if _unfiltered(plan):
+            return self.backend.stats(name, plan.snapshot).rows
         needs_geom = plan.geometry is not None or (plan.bbox is not None and plan.spec.geometry_type != "Point") or (
             plan.compiled is not None and plan.compiled.uses_geometry)
         req = plan.scan_request(with_geometry=needs_geom)
@@ -221,6 +232,12 @@ class Cube:
 
         return to_xarray(self, name, resolution=resolution, freq=freq, agg=agg, variable=variable,
                          crs=crs, chunks=chunks, **params)
+
+
+def _unfiltered(plan: QueryPlan) -> bool:
+    """Whether every record of the snapshot matches, in scan order (no sort)."""
+    return (plan.bbox is None and plan.prune_bbox is None and plan.geometry is None and plan.interval is None
+            and plan.compiled is None and not plan.sortby)
 
 
 def _output(table: pa.Table, spec: DatasetSpec, output: Output, crs: str | None) -> Any:

@@ -445,9 +445,30 @@ class GeoParquetBackend(StorageBackend):
         schema = records.storage_schema(ds.spec, columns)
         if not len(sel):
             return records.finish_scan([], schema, with_positions)
+        unfiltered = (request.bbox is None and request.t_min == MIN_US and request.t_max == MAX_US
+                      and request.fids is None and request.arrow_filter is None)
+        if request.limit is not None and unfiltered:
+            return self._scan_prefix(ds, m, sel, columns, schema, request, with_positions)
         parts = self._read(ds.spec, m, sel, columns, request, with_positions)
         return records.finish_scan([(s, records.exact_filter(t, request)) for s, t in parts], schema,
                                    with_positions)
+
+    def _scan_prefix(self, ds: DatasetRow, m: _Manifest, sel: np.ndarray, columns: list[str], schema: pa.Schema,
+                     request: ScanRequest, with_positions: bool) -> pa.Table:
+        """The first ``request.limit`` records of an unfiltered scan: the row
+        groups are taken in scan order (file, then row group) until enough
+        current rows are read, so a first page never decodes the whole dataset."""
+        assert request.limit is not None
+        order = sel[np.lexsort((sel, m.rg_file[sel]))]
+        total = np.cumsum(m.rg_rows[order])
+        k = int(np.searchsorted(total, max(request.limit, 1))) + 1
+        while True:
+            k = min(k, len(order))
+            parts = self._read(ds.spec, m, np.sort(order[:k]), columns, request, with_positions)
+            got = sum(len(t) for _, t in parts)
+            if got >= request.limit or k == len(order):
+                return records.finish_scan(parts, schema, with_positions)
+            k *= 2  # ended records were among them: read further
 
     def history(self, name: str, fid: Any) -> pa.Table:
         ds = self.db.dataset(name)

@@ -304,3 +304,27 @@ def test_query_page_is_query_and_count(cube: gp.Cube, params: dict, limit: int, 
         assert page["value"].tolist() == expected["value"].tolist()
     else:
         assert page["fid"].tolist() == expected["fid"].tolist()
+
+
+def test_unfiltered_pages_read_a_prefix_and_count_from_the_catalog(tmp_path, data) -> None:
+    """No bbox, time, filter or sort: numberMatched is the catalog's row count and a
+    page reads only the row groups up to its end, yet every page is the slice of the
+    full scan, before and after deletes and at an earlier snapshot."""
+    from geoplatform.settings import Settings
+
+    c = gp.open_cube(tmp_path / "s", settings=Settings(row_group_size=1000, max_file_rows=2500, progress=False))
+    c.create_dataset(gp.DatasetSpec(name="z", fid="zone_id", geometry_type="Polygon"))
+    first = c.ingest("z", data["zones"]).snapshot_id
+    c.delete_features("z", [f"Z{i:04d}" for i in range(0, 400, 3)])
+    for as_of in (None, first):
+        full = c.query("z", as_of=as_of)
+        assert c.count("z", as_of=as_of) == len(full) == (400 if as_of else 400 - 134)
+        for offset, limit in ((0, 1), (0, 10), (5, 50), (130, 200), (260, 10), (399, 5), (1000, 5)):
+            page, matched = c.query_page("z", limit=limit, offset=offset, as_of=as_of)
+            assert matched == len(full)
+            assert page["fid"].tolist() == full["fid"].iloc[offset:offset + limit].tolist()
+    # the first page read only the first row groups
+    from geoplatform.cube.backend import ScanRequest
+
+    head = c.backend.scan("z", ScanRequest(snapshot=c.snapshots("z")[-1].id, limit=10))
+    assert 10 <= len(head) <= 1000
