@@ -261,13 +261,17 @@ def cube_load(datasets: list[BenchDataset], log=print) -> dict:
     """Ingest each dataset into the benchmark store (cached by the source files)."""
     import geoplatform as gp
 
+    from geoplatform.settings import Settings
+
     cube = gp.open_cube(str(STORE))
+    # the store is reloaded when its layout setting changes, not only its sources
+    layout = f" row groups {Settings().row_group_size}"
     marker = STORE / "bench_sources.json"
     loaded = json.loads(marker.read_text()) if marker.exists() else {}
     out = {}
     present = {s.name for s in cube.datasets()}
     for ds in datasets:
-        if loaded.get(ds.name) == ds.source_key() and ds.name in present:
+        if loaded.get(ds.name) == ds.source_key() + layout and ds.name in present:
             log(f"  cube dataset {ds.name} already loaded")
             out[ds.name] = {"cached": True}
             continue
@@ -283,7 +287,7 @@ def cube_load(datasets: list[BenchDataset], log=print) -> dict:
         if added != ds.rows:
             raise RuntimeError(f"cube dataset {ds.name}: {added:,} rows added, expected {ds.rows:,}")
         log(f"  cube: {ds.name} ingested, {added:,} rows in {secs:.0f}s ({len(ds.parts)} ingests)")
-        loaded[ds.name] = ds.source_key()
+        loaded[ds.name] = ds.source_key() + layout
         marker.write_text(json.dumps(loaded, indent=1))
         out[ds.name] = {"cached": False, "seconds": secs}
     return out
