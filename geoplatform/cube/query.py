@@ -26,7 +26,7 @@ from geoplatform.cube.times import interval_us, parse_instant, parse_interval
 from geoplatform.errors import InvalidParameterValue, SnapshotNotFound
 
 _PREDICATES = ("intersects", "within", "contains", "dwithin")
-_SNAPSHOT_ID = re.compile(r"^[0-9]+$")  # ASCII only: str.isdigit() also takes '³'
+_SNAPSHOT_ID = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '³'
 _SYSTEM_SORTABLE = ("fid", "version", "valid_from", "valid_to", "record_from")
 BBOX_PATHS = [("bbox", "xmin"), ("bbox", "ymin"), ("bbox", "xmax"), ("bbox", "ymax")]
 
@@ -72,7 +72,7 @@ def resolve_snapshot(backend: StorageBackend, name: str, as_of: int | str | date
     snapshot committed at or before a time; ``None`` is the head."""
     if as_of is None:
         return backend.head(name)
-    if isinstance(as_of, str) and _SNAPSHOT_ID.match(as_of.strip()):
+    if isinstance(as_of, str) and _SNAPSHOT_ID.fullmatch(as_of):  # no strip(): it also takes '\x1e'
         as_of = int(as_of)
     if isinstance(as_of, (int, np.integer)) and not isinstance(as_of, bool):
         if not 0 < int(as_of) < 2**63:

@@ -150,7 +150,7 @@ _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def _int(name: str, value: str, low: int) -> int:
-    if not _DIGITS.fullmatch(value.strip()):  # ASCII digits only: no signs, 1e3, '1_000' or '³'
+    if not _DIGITS.fullmatch(value):  # ASCII digits only: no signs, 1e3, '1_000' or '³'
         raise InvalidParameterValue(f"{name} must be a whole number >= {low}, not {value!r}")
     n = int(value)
     if n < low:

@@ -497,7 +497,7 @@ def _render(svc: TileService, cube: Any, layers: Sequence[LayerConfig], served: 
             results.append(_make_layer(svc, cube, layer, tms, z, bounds, qbox, q))
     body = mvt.encode_tile([r.layer for r in results])
     headers = {"Cache-Control": "no-cache"}
-    if all(isinstance(v, str) and re.fullmatch(r"[0-9]+", v.strip()) for v in [q.get("as_of") for q in queries]):
+    if all(isinstance(v, str) and re.fullmatch(r"[0-9]+", v) for v in [q.get("as_of") for q in queries]):
         headers["Cache-Control"] = "public, max-age=86400, immutable"  # a snapshot never changes
     thin = [f"{r.layer.name} matched={r.thinned[0]} kept={r.thinned[1]} grid={r.thinned[2]}"
             for r in results if r.thinned]
