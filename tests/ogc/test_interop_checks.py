@@ -24,7 +24,7 @@ import yaml
 
 import geoplatform as gp
 from tests.ogc.interop_checks import Collection, run_checks
-from tests.ogc.test_server import _free_port, running_server, wait_until_up
+from tests.ogc.test_server import _free_port, running_server, stop, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -166,12 +166,7 @@ def stock_pygeoapi(city: tuple[str, Path], tmp_path_factory: pytest.TempPathFact
         wait_until_up(f"{url}/conformance", proc, work / "pygeoapi.log")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

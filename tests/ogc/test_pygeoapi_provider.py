@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.ogc.test_server import _free_port, running_server, wait_until_up
+from tests.ogc.test_server import _free_port, running_server, stop, wait_until_up
 
 BIN = Path(sys.executable).parent
 
@@ -43,8 +43,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
             wait_until_up(f"{url}/conformance?f=json", proc, work / "pygeoapi.log")
             yield ours, url
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop(proc)
             log.close()
 
 

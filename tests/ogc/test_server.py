@@ -42,6 +42,16 @@ def wait_until_up(probe: str, proc: subprocess.Popen, log: Path, timeout: float 
         time.sleep(0.2)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server, killing it if it has not gone in 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """``geoplatform serve`` of the sample city, built in ``work``, on a free port."""
@@ -59,12 +69,7 @@ def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[st
         wait_until_up(f"{url}/conformance", proc, work / "server.log")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
