@@ -62,7 +62,6 @@ CONFORMANCE = (
     *TL.TILES_CONFORMANCE,
     *R.RECORDS_CONFORMANCE,
 )
-_JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "string": "string"}
 
 
 @dataclass
@@ -216,10 +215,8 @@ async def queryables_(request: Request) -> Response:
         if kind == "geometry":
             props[name] = {"format": f"geometry-{(spec.geometry_type or 'any').lower()}",
                            "x-ogc-role": "primary-geometry"}
-        elif kind in ("datetime", "date"):
-            props[name] = {"type": "string", "format": "date-time" if kind == "datetime" else "date"}
         else:
-            props[name] = {"type": _JSON_TYPES[kind]}
+            props[name] = dict(F.SCHEMA_TYPES[kind])
     href = f"{_base(request)}/collections/{layer.id}/queryables"
     doc = {"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": href, "type": "object",
            "title": layer.title or spec.title or layer.id, "properties": props}

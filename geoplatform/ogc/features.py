@@ -253,7 +253,8 @@ def _headers(crs: Any) -> dict[str, str]:
     return {"Content-Type": GEOJSON, "Content-Crs": f"<{crs.uri or crs.id}>"}
 
 
-_SCHEMA_TYPES = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+#: JSON Schema of each attribute type (queryables, schema, the pygeoapi provider's fields).
+SCHEMA_TYPES = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
                  "string": {"type": "string"}, "datetime": {"type": "string", "format": "date-time"},
                  "date": {"type": "string", "format": "date"}}
 
@@ -262,24 +263,24 @@ def schema(spec: "DatasetSpec", layer: LayerConfig, href: str) -> dict[str, Any]
     """``/collections/{id}/schema``: the JSON Schema of the features' properties as
     served (Features Part 5), with the roles of id, geometry and valid time."""
     props: dict[str, Any] = {
-        "fid": {**_SCHEMA_TYPES["integer" if spec.fid is None else "string"], "x-ogc-role": "id",
+        "fid": {**SCHEMA_TYPES["integer" if spec.fid is None else "string"], "x-ogc-role": "id",
                 "title": "Feature id" if spec.fid is None else f"Feature id (the source's {spec.fid})"},
         "geometry": {"format": f"geometry-{(spec.geometry_type or 'any').lower()}", "x-ogc-role": "primary-geometry"},
         "version": {"type": "integer", "readOnly": True, "title": "Version of the feature (1, 2, ...)"},
     }
     if spec.valid_from:
         if spec.instant:
-            props["valid_from"] = {**_SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-instant",
+            props["valid_from"] = {**SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-instant",
                                    "title": f"Valid time (the source's {spec.valid_from})"}
         else:
-            props["valid_from"] = {**_SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-interval-start",
+            props["valid_from"] = {**SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-interval-start",
                                    "title": f"Valid from (the source's {spec.valid_from})"}
-            props["valid_to"] = {**_SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-interval-end",
+            props["valid_to"] = {**SCHEMA_TYPES["datetime"], "x-ogc-role": "primary-interval-end",
                                  "title": f"Valid to (the source's {spec.valid_to}); null while open"}
     for f in spec.fields:
         if layer.properties is not None and f.name not in layer.properties:
             continue
-        p: dict[str, Any] = dict(_SCHEMA_TYPES[f.type])
+        p: dict[str, Any] = dict(SCHEMA_TYPES[f.type])
         if f.description:
             p["description"] = f.description
         if f.enum is not None:

@@ -125,12 +125,13 @@ class Pages:
         return self.render(base, "collections/collection.html", {**doc, "collections_path": f"{base}/collections"})
 
     def queryables(self, base: str, cid: str, doc: dict[str, Any]) -> HTMLResponse:
-        return self.render(base, "collections/queryables.html", {
-            **doc, "description": "", "keywords": [], "collections_path": f"{base}/collections",
-            "dataset_path": f"{base}/collections/{cid}"})
+        return self._properties_page(base, cid, doc, "collections/queryables.html")
 
     def schema(self, base: str, cid: str, doc: dict[str, Any]) -> HTMLResponse:
-        return self.render(base, "collections/schema.html", {
+        return self._properties_page(base, cid, doc, "collections/schema.html")
+
+    def _properties_page(self, base: str, cid: str, doc: dict[str, Any], template: str) -> HTMLResponse:
+        return self.render(base, template, {
             **doc, "description": "", "keywords": [], "collections_path": f"{base}/collections",
             "dataset_path": f"{base}/collections/{cid}"})
 

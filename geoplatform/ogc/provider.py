@@ -36,11 +36,11 @@ from geoplatform.crs import resolve_crs
 from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.cube.query import queryables
 from geoplatform.errors import FeatureNotFound, GeoPlatformError
+from geoplatform.ogc.features import SCHEMA_TYPES
+from geoplatform.ogc.features import features as to_features
 
 _CUBES: dict[str, Cube] = {}
 _LOCK = threading.Lock()
-_JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "string": "string",
-               "datetime": "string", "date": "string"}
 
 
 def shared_cube(store: str | Path) -> Cube:
@@ -86,9 +86,7 @@ class CubeProvider(BaseProvider):
             for name, kind in queryables(self.spec).items():
                 if kind == "geometry" or (wanted is not None and name not in wanted and name != "fid"):
                     continue
-                self._fields[name] = {"type": _JSON_TYPES[kind]}
-                if kind in ("datetime", "date"):
-                    self._fields[name]["format"] = "date-time" if kind == "datetime" else "date"
+                self._fields[name] = dict(SCHEMA_TYPES[kind])
         return self._fields
 
     def _params(self, bbox: list[float], datetime_: str | None, properties: list[tuple[str, str]],
@@ -130,8 +128,6 @@ class CubeProvider(BaseProvider):
               sortby: list[dict[str, str]] | None = None, select_properties: list[str] | None = None,
               skip_geometry: bool = False, q: str | None = None, filterq: Any = None,
               crs_transform_spec: Any = None, **kwargs: Any) -> dict[str, Any]:
-        from geoplatform.ogc.features import features as to_features
-
         try:
             params = self._params(bbox or [], datetime_, properties or [], filterq)
             matched = self.cube.count(self.dataset, **params)
@@ -154,8 +150,6 @@ class CubeProvider(BaseProvider):
         return fc
 
     def get(self, identifier: str, crs_transform_spec: Any = None, **kwargs: Any) -> dict[str, Any]:
-        from geoplatform.ogc.features import features as to_features
-
         crs = resolve_crs(crs_transform_spec.target_crs_uri if crs_transform_spec else "OGC:CRS84")
         try:
             gdf = self.cube.get(self.dataset, identifier, crs=crs.id)
