@@ -252,7 +252,9 @@ def cube_spec(ds: BenchDataset):
         name=ds.name, title=f"Benchmark {ds.kind} ({ds.rows:,})", department="data_bureau", theme="sensing",
         licence="CC0-1.0", source="benchmarks/generate.py (seeded)", generated=True,
         geometry_type="Point" if ds.kind == "points" else "Polygon", storage_crs="EPSG:4490",
-        fid=ds.id_field, valid_from="observed_at", instant=True, time_partition="week",
+        # weekly files for the time-windowed queries, and a space copy for those
+        # without a time filter (tiles, bbox-only pages)
+        fid=ds.id_field, valid_from="observed_at", instant=True, time_partition="week", space_copy=True,
         schema=fields, extra_columns="drop",  # the flat bbox columns are for pygeoapi
     )
 
@@ -265,7 +267,7 @@ def cube_load(datasets: list[BenchDataset], log=print) -> dict:
 
     cube = gp.open_cube(str(STORE))
     # the store is reloaded when its layout setting changes, not only its sources
-    layout = f" row groups {Settings().row_group_size}"
+    layout = f" row groups {Settings().row_group_size} space copy"
     marker = STORE / "bench_sources.json"
     loaded = json.loads(marker.read_text()) if marker.exists() else {}
     out = {}

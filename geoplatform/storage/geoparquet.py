@@ -4,6 +4,7 @@ Layout of a store folder::
 
     catalog.sqlite                       datasets, snapshots, files, row groups, retired rows
     data/<dataset>/<partition>/<uuid>.parquet
+    data/<dataset>/space/<uuid>.parquet  the space copy, where the dataset keeps one
     locks/<dataset>.lock                 one writer per dataset (flock; freed if the writer dies)
 
 Each file is written by one snapshot and never changed, so a record's record
@@ -13,6 +14,14 @@ file is ever rewritten to end a record. Rows are sorted by the Hilbert key of
 their bbox centre, then valid time, in row groups of ``row_group_size``; each
 row group's bbox and time range is kept in the catalog, so a query discards
 files and row groups before it opens any file.
+
+A time-partitioned dataset may also keep a *space copy* (``space_copy`` in its
+spec): every record written a second time, in the same commit, to files sorted
+by space alone. A query reads whichever copy its bbox and time prune to fewer
+rows, so a tile or a bbox-only page does not read a row group in every time
+partition. Each record ended in one copy is ended in the other in the same
+commit; the copy is used only while the two hold the same number of rows and
+ended rows.
 """
 
 from __future__ import annotations
@@ -48,6 +57,9 @@ from geoplatform.storage import records
 from geoplatform.storage.catalogdb import CatalogDB, DatasetRow, _now
 
 _TS = pa.timestamp("us", tz="UTC")
+
+#: The partition label of the space copy's files (time labels are dates, "open" or "all").
+SPACE = "space"
 
 
 @dataclass
@@ -99,6 +111,18 @@ def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarra
 _FILTER_COLUMNS = ("bbox", "valid_from", "valid_to")
 
 
+def _prune(m: _Manifest, request: ScanRequest) -> np.ndarray:
+    """The row groups of ``m`` that may hold a match of ``request`` (by snapshot, bbox and time)."""
+    mask = m.rg_snapshot <= request.snapshot
+    if request.bbox is not None:
+        x0, y0, x1, y1 = request.bbox
+        b = m.rg_bounds
+        mask &= (b[:, 2] >= x0) & (b[:, 0] <= x1) & (b[:, 3] >= y0) & (b[:, 1] <= y1)
+    if request.t_min != MIN_US or request.t_max != MAX_US:
+        mask &= (m.rg_t[:, 1] >= request.t_min) & (m.rg_t[:, 0] <= request.t_max)
+    return np.flatnonzero(mask)
+
+
 def _positions(m: _Manifest, pick: np.ndarray) -> np.ndarray:
     """Row numbers within their file of the rows of row groups ``pick``."""
     return np.concatenate([np.arange(o, o + n) for o, n in zip(m.rg_offset[pick], m.rg_rows[pick])])
@@ -127,7 +151,7 @@ class GeoParquetBackend(StorageBackend):
         except OSError as exc:
             raise StoreError(f"cannot create store folder {self.root}: {exc}") from exc
         self.db = CatalogDB(self.root / "catalog.sqlite", settings.lock_timeout_s)
-        self._manifests: dict[int, _Manifest] = {}
+        self._manifests: dict[tuple[int, bool], _Manifest] = {}
         self._metadata: dict[str, pq.FileMetaData] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="gp-read")
@@ -208,7 +232,8 @@ class GeoParquetBackend(StorageBackend):
                 path.unlink(missing_ok=True)
 
     def _write_files(self, ds: DatasetRow, table: pa.Table) -> list[dict[str, Any]]:
-        """Sort, partition and write ``table``; returns the catalog rows of the files."""
+        """Sort, partition and write ``table`` (and its space copy, where the
+        dataset keeps one); returns the catalog rows of the files."""
         spec = ds.spec
         curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
         bins = TimeBinning(spec.time_partition)
@@ -222,29 +247,30 @@ class GeoParquetBackend(StorageBackend):
             opened = vf == MIN_US
             part[opened] = np.iinfo(np.int64).min
             part[~opened] = bins.bin_ids(vf[~opened])
-        order = _sort_order(part, keys, vf)
-        part = part[order]
-        bbox = bbox[:, order]
-        vf, vt = vf[order], vt[order]
-        cuts = np.flatnonzero(np.diff(part)) + 1
-        starts = np.concatenate([[0], cuts])
-        ends = np.concatenate([cuts, [len(order)]])
-        jobs = []
-        for s, e in zip(starts, ends):
-            label = "open" if part[s] == np.iinfo(np.int64).min else bins.bin_label(int(part[s]))
-            for fs in range(s, e, self.settings.max_file_rows):
-                fe = min(e, fs + self.settings.max_file_rows)
-                jobs.append((label, fs, fe))
+        jobs = []  # (label, row order of the file)
+        layouts = [(part, lambda p: "open" if p == np.iinfo(np.int64).min else bins.bin_label(p))]
+        if spec.space_copy:
+            layouts.append((np.zeros(len(table), np.int64), lambda p: SPACE))
+        for part, label_of in layouts:
+            order = _sort_order(part, keys, vf)
+            part = part[order]
+            cuts = np.flatnonzero(np.diff(part)) + 1
+            starts = np.concatenate([[0], cuts])
+            ends = np.concatenate([cuts, [len(order)]])
+            for s, e in zip(starts, ends):
+                label = label_of(int(part[s]))
+                for fs in range(s, e, self.settings.max_file_rows):
+                    jobs.append((label, order[fs:min(e, fs + self.settings.max_file_rows)]))
         # Parquet encoding releases the GIL: write partitions side by side.
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             files = list(pool.map(
-                lambda j: self._write_one(ds, j[0], table.take(pa.array(order[j[1]:j[2]])), bbox[:, j[1]:j[2]],
-                                          vf[j[1]:j[2]], vt[j[1]:j[2]]), jobs))
+                lambda j: self._write_one(ds, j[0], table.take(pa.array(j[1])), bbox[:, j[1]], vf[j[1]], vt[j[1]]),
+                jobs))
         if self.settings.fsync:
             # The renames and new partition folders too, or a committed snapshot
             # could name a file whose directory entry a power cut lost.
             base = self.root / "data" / ds.name
-            for d in sorted({base / label for label, _, _ in jobs} | {base, base.parent}):
+            for d in sorted({base / label for label, _ in jobs} | {base, base.parent}):
                 _fsync(d)
         return files
 
@@ -315,22 +341,28 @@ class GeoParquetBackend(StorageBackend):
         return Snapshot(sid, ds.name, parent, datetime.fromisoformat(iso), operation, summary)
 
     # reading ----------------------------------------------------------------
-    def _manifest(self, ds: DatasetRow) -> _Manifest:
+    def _manifest(self, ds: DatasetRow, space: bool = False) -> _Manifest:
+        """The row groups of the dataset's files at its head: the time-partitioned
+        files, or with ``space`` those of its space copy."""
         head = self.db.head(ds.id)
+        key = (ds.id, space)
         with self._lock:
-            cached = self._manifests.get(ds.id)
+            cached = self._manifests.get(key)
             if cached is not None and cached.head == head:
                 return cached
         con = self.db.con
-        files = con.execute("SELECT id, path, snapshot_id FROM files WHERE dataset_id=? AND snapshot_id<=?",
-                            (ds.id, head)).fetchall()
+        which = "= ?" if space else "!= ?"
+        files = con.execute(f"SELECT id, path, snapshot_id FROM files WHERE dataset_id=? AND snapshot_id<=?"
+                            f" AND partition {which}", (ds.id, head, SPACE)).fetchall()
         rgs = con.execute(
             "SELECT r.file_id, r.rg, r.row_offset, r.rows, f.snapshot_id, r.xmin, r.ymin, r.xmax, r.ymax,"
             " r.tmin, r.tmax FROM row_groups r JOIN files f ON f.id=r.file_id"
-            " WHERE f.dataset_id=? AND f.snapshot_id<=? ORDER BY r.file_id, r.rg", (ds.id, head)).fetchall()
+            f" WHERE f.dataset_id=? AND f.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.rg",
+            (ds.id, head, SPACE)).fetchall()
         ret = con.execute(
             "SELECT r.file_id, r.row, r.snapshot_id FROM retired r JOIN files f ON f.id=r.file_id"
-            " WHERE f.dataset_id=? AND r.snapshot_id<=? ORDER BY r.file_id, r.row", (ds.id, head)).fetchall()
+            f" WHERE f.dataset_id=? AND r.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.row",
+            (ds.id, head, SPACE)).fetchall()
         arr = np.array(rgs, dtype=object).reshape(-1, 11)
         reta = np.array(ret, dtype=np.int64).reshape(-1, 3)
         m = _Manifest(
@@ -345,8 +377,19 @@ class GeoParquetBackend(StorageBackend):
             retired_file=reta[:, 0], retired_row=reta[:, 1], retired_snapshot=reta[:, 2],
         )
         with self._lock:
-            self._manifests[ds.id] = m
+            self._manifests[key] = m
         return m
+
+    def _space_manifest(self, ds: DatasetRow, m: _Manifest) -> _Manifest | None:
+        """The space copy's manifest, if the dataset keeps one that holds
+        exactly the records of ``m`` (same rows, same ended rows)."""
+        if not ds.spec.space_copy:
+            return None
+        sm = self._manifest(ds, space=True)
+        if sm.head != m.head or int(sm.rg_rows.sum()) != int(m.rg_rows.sum()) \
+                or len(sm.retired_row) != len(m.retired_row):
+            return None
+        return sm
 
     def _file_metadata(self, rel: str) -> pq.FileMetaData:
         md = self._metadata.get(rel)
@@ -429,18 +472,19 @@ class GeoParquetBackend(StorageBackend):
     def scan(self, name: str, request: ScanRequest) -> pa.Table:
         ds = self.db.dataset(name)
         m = self._manifest(ds)
+        sm = self._space_manifest(ds, m) if request.fids is None else None
+        if sm is not None:
+            # Read the copy whose pruning leaves fewer rows (ties: the time partitions).
+            sel, space_sel = _prune(m, request), _prune(sm, request)
+            if int(sm.rg_rows[space_sel].sum()) < int(m.rg_rows[sel].sum()):
+                return self._scan(ds, sm, request, with_positions=False, sel=space_sel)
+            return self._scan(ds, m, request, with_positions=False, sel=sel)
         return self._scan(ds, m, request, with_positions=False)
 
-    def _scan(self, ds: DatasetRow, m: _Manifest, request: ScanRequest, with_positions: bool) -> pa.Table:
-        snap = request.snapshot
-        mask = m.rg_snapshot <= snap
-        if request.bbox is not None:
-            x0, y0, x1, y1 = request.bbox
-            b = m.rg_bounds
-            mask &= (b[:, 2] >= x0) & (b[:, 0] <= x1) & (b[:, 3] >= y0) & (b[:, 1] <= y1)
-        if request.t_min != MIN_US or request.t_max != MAX_US:
-            mask &= (m.rg_t[:, 1] >= request.t_min) & (m.rg_t[:, 0] <= request.t_max)
-        sel = np.flatnonzero(mask)
+    def _scan(self, ds: DatasetRow, m: _Manifest, request: ScanRequest, with_positions: bool,
+              sel: np.ndarray | None = None) -> pa.Table:
+        if sel is None:
+            sel = _prune(m, request)
         columns = records.scan_columns(ds.spec, request.columns, request.with_geometry)
         schema = records.storage_schema(ds.spec, columns)
         if not len(sel):
@@ -490,10 +534,11 @@ class GeoParquetBackend(StorageBackend):
         ds = self.db.dataset(name)
         row = self.db.con.execute(
             "SELECT count(*), sum(rows), sum(bytes), min(xmin), min(ymin), max(xmax), max(ymax), min(tmin),"
-            " max(tmax) FROM files WHERE dataset_id=? AND snapshot_id<=?", (ds.id, snapshot)).fetchone()
+            " max(tmax) FROM files WHERE dataset_id=? AND snapshot_id<=? AND partition!=?",
+            (ds.id, snapshot, SPACE)).fetchone()
         retired = self.db.con.execute(
             "SELECT count(*) FROM retired r JOIN files f ON f.id=r.file_id WHERE f.dataset_id=?"
-            " AND r.snapshot_id<=?", (ds.id, snapshot)).fetchone()[0]
+            " AND r.snapshot_id<=? AND f.partition!=?", (ds.id, snapshot, SPACE)).fetchone()[0]
         nfiles, rows, nbytes = row[0], row[1] or 0, row[2] or 0
         extent = None if row[3] is None else (row[3], row[4], row[5], row[6])
         t_lo, t_hi = row[7], row[8]
@@ -510,10 +555,12 @@ class GeoParquetBackend(StorageBackend):
         lo, hi = min(since, until), max(since, until)
         con = self.db.con
         added = con.execute("SELECT xmin, ymin, xmax, ymax FROM files WHERE dataset_id=? AND snapshot_id>?"
-                            " AND snapshot_id<=? AND xmin IS NOT NULL", (ds.id, lo, hi)).fetchall()
+                            " AND snapshot_id<=? AND xmin IS NOT NULL AND partition!=?",
+                            (ds.id, lo, hi, SPACE)).fetchall()
         ended = con.execute(
             "SELECT f.path, r.row FROM retired r JOIN files f ON f.id=r.file_id WHERE f.dataset_id=?"
-            " AND r.snapshot_id>? AND r.snapshot_id<=? ORDER BY f.path, r.row", (ds.id, lo, hi)).fetchall()
+            " AND r.snapshot_id>? AND r.snapshot_id<=? AND f.partition!=? ORDER BY f.path, r.row",
+            (ds.id, lo, hi, SPACE)).fetchall()
         boxes = [np.array(added, np.float64).reshape(-1, 4)]
         by_file: dict[str, list[int]] = {}
         for path, row in ended:
@@ -521,18 +568,40 @@ class GeoParquetBackend(StorageBackend):
         # An ended record's own bbox, not its row group's: a row group can span
         # the whole dataset, and one edit must not look like a change everywhere.
         for rel, rows in by_file.items():
-            md = self._file_metadata(rel)
-            starts = np.cumsum([0] + [md.row_group(i).num_rows for i in range(md.num_row_groups)])
-            want = np.asarray(rows, np.int64)
-            group = np.searchsorted(starts, want, side="right") - 1
-            groups = np.unique(group)
-            pf = pq.ParquetFile(self.root / rel, metadata=md)
-            t = pf.read_row_groups([int(g) for g in groups], columns=["bbox"])
-            # The groups read lie end to end in ``t``: where each starts there.
-            base = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
-            local = base[np.searchsorted(groups, group)] + want - starts[group]
-            boxes.append(records.bbox_arrays(t.take(pa.array(local))).T)
+            boxes.append(records.bbox_arrays(self._rows_at(rel, np.asarray(rows, np.int64), ["bbox"])).T)
         return np.concatenate(boxes)
+
+    def _rows_at(self, rel: str, rows: np.ndarray, columns: list[str]) -> pa.Table:
+        """Columns of the rows at positions ``rows`` (ascending) of one file,
+        decoding only the row groups that hold them."""
+        md = self._file_metadata(rel)
+        starts = np.cumsum([0] + [md.row_group(i).num_rows for i in range(md.num_row_groups)])
+        group = np.searchsorted(starts, rows, side="right") - 1
+        groups = np.unique(group)
+        pf = pq.ParquetFile(self.root / rel, metadata=md)
+        t = pf.read_row_groups([int(g) for g in groups], columns=columns)
+        # The groups read lie end to end in ``t``: where each starts there.
+        base = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
+        local = base[np.searchsorted(groups, group)] + rows - starts[group]
+        return t.take(pa.array(local))
+
+    def _space_locators(self, ds: DatasetRow, snapshot: int, retire: np.ndarray) -> np.ndarray:
+        """Where the records at ``retire`` (locators in the time-partitioned files)
+        are in the space copy: the current record of each of their feature ids."""
+        m = self._manifest(ds)
+        fids = []
+        files, rows = retire >> 32, retire & 0xFFFFFFFF
+        for f in np.unique(files):
+            fids.append(self._rows_at(m.file_paths[int(f)], np.sort(rows[files == f]), ["fid"]).column("fid"))
+        wanted = pa.chunked_array(fids).combine_chunks()
+        sm = self._manifest(ds, space=True)
+        req = ScanRequest(snapshot=snapshot, columns=(), arrow_filter=pc.field("fid").isin(wanted),
+                          with_geometry=False)
+        found = self._scan(ds, sm, req, with_positions=True)
+        if len(found) != len(retire):
+            raise StoreError(f"dataset {ds.name!r}: the space copy holds {len(found)} of the {len(retire)} "
+                             "records this commit ends; nothing was written")
+        return found.column("_loc").to_numpy()
 
     def _current_extent(self, ds: DatasetRow, snapshot: int) -> tuple[Any, int | None, int | None]:
         t = self._scan(ds, self._manifest(ds), ScanRequest(snapshot=snapshot, columns=(), with_geometry=False),
@@ -584,10 +653,14 @@ class _Writer(DatasetWriter):
                spec: DatasetSpec | None = None) -> CommitResult:
         be = self.backend
         ds = self.ds if spec is None else DatasetRow(self.ds.id, self.ds.name, spec, self.ds.key_bounds)
+        retire = np.asarray(retire, np.int64)
+        ended = len(retire)
+        if ds.spec.space_copy and ended:
+            retire = np.concatenate([retire, be._space_locators(ds, self.parent, retire)])
         files = be._write_files(ds, records_) if records_ is not None and len(records_) else []
-        snap = be._commit(ds, self.parent, files, np.asarray(retire, np.int64), operation, summary,
-                          source_hash, spec)
+        snap = be._commit(ds, self.parent, files, retire, operation, summary, source_hash, spec)
         self.parent = snap.id
         self.spec = ds.spec
         self.ds = ds
-        return CommitResult(snap, sum(f["rows"] for f in files), len(retire), [f["path"] for f in files])
+        primary = [f for f in files if f["partition"] != SPACE]
+        return CommitResult(snap, sum(f["rows"] for f in primary), ended, [f["path"] for f in files])
