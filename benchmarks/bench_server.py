@@ -3,7 +3,7 @@
     python benchmarks/bench_server.py            # 10M points (+ their first 5M), 1M polygons, 20 s per cell
     python benchmarks/bench_server.py --quick    # 1M points, 1M polygons, 5 s per cell -> results/server-quick.*
 
-Systems, each one worker on 127.0.0.1 (``servers.py`` sets them up): ours
+Systems, each two workers (one per core) on 127.0.0.1 (``servers.py`` sets them up): ours
 (``geoplatform serve`` over a cube store), stock pygeoapi with its Parquet
 provider, stock pygeoapi with its PostgreSQL provider, tipg over PostGIS.
 
@@ -562,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"rows": a.rows, "count_rows": a.count_rows, "polygons": polys.rows, "quick": a.quick,
                    "duration_s": a.duration, "warmup_s": a.warmup, "connections": a.connections, "wrk_threads": 1,
                    "timeout_s": a.timeout, "urls_per_cell": a.urls, "count_reps": a.count_reps, "seed": a.seed,
-                   "box_km": BOX_KM, "window_days": WINDOW_DAYS, "limits": LIMITS, "zooms": ZOOMS,
+                   "box_km": BOX_KM, "workers": S.WORKERS, "window_days": WINDOW_DAYS, "limits": LIMITS, "zooms": ZOOMS,
                    "systems": systems,
                    "command": " ".join([".venv/bin/python", "benchmarks/bench_server.py", *map(shlex.quote, sys.argv[1:])])},
         "machine": facts, "load": load, "cells": {}, "count": {}, "correctness": {}, "servers": {}}
@@ -752,7 +752,7 @@ def render(res) -> str:
            f"the same rows loaded into each system; numberMatched on the first {c['count_rows']:,} points. "
            f"wrk, {c['connections']} connections (1 thread) over loopback, {c['warmup_s']} s warm-up on other URLs, "
            f"then {c['duration_s']} s per cell walking {c['urls_per_cell']:,} seeded URLs (the same queries for every "
-           f"system). Every server runs one worker. Run {m['date_utc']}, {res.get('seconds_total', 0):.0f} s.", "",
+           f"system). Every server runs {c.get('workers', 1)} worker process(es) (`--workers`). Run {m['date_utc']}, {res.get('seconds_total', 0):.0f} s.", "",
            f"Command: `{c['command']}`", "", "## Machine", "",
            BC.md_table(["fact", "value"], [
                ["cores", m["nproc"]], ["RAM", f"{m['ram_gib']} GiB"], ["CPU", m["cpu"]],
@@ -763,7 +763,7 @@ def render(res) -> str:
     if v:
         out += ["", "## Systems", "", BC.md_table(["system", "versions", "serves from"], [
             ["geoplatform (ours)", ", ".join(f"{k} {_v(x)}" for k, x in v["geoplatform"].items()),
-             "`geoplatform serve --workers 1` over a cube store (GeoParquet + SQLite)"],
+             f"`geoplatform serve --workers {c.get('workers', 1)}` over a cube store (GeoParquet + SQLite)"],
             ["pygeoapi-parquet", ", ".join(f"{k} {_v(x)}" for k, x in v["pygeoapi"].items()),
              "stock `pygeoapi.starlette_app` under uvicorn, `Parquet` provider over the same Parquet rows"],
             ["pygeoapi-postgresql", "same as above", "stock pygeoapi, `PostgreSQL` provider over the PostGIS tables"],

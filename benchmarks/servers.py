@@ -12,7 +12,8 @@
   runs (``bench_meta`` records which file each table holds).
 * The cube: one store, ``benchmarks/data/server_store``, with one dataset per
   benchmark dataset, ingested part by part; kept between runs the same way.
-* Servers, each a child process on 127.0.0.1 with one worker, its output in
+* Servers, each a child process on 127.0.0.1 with ``WORKERS`` worker processes
+  (two: one per core of the benchmark machine), its output in
   a log file, stopped by :meth:`Server.stop` (its own process group):
   ``geoplatform serve``; stock pygeoapi (``pygeoapi.starlette_app`` under
   uvicorn) once with its ``Parquet`` provider and once with its
@@ -45,6 +46,9 @@ import generate as G  # noqa: E402
 
 SRV = G.DATA / "server"
 STORE = G.DATA / "server_store"
+#: Worker processes of every server: one per core. tipg's work is mostly in
+#: PostgreSQL, which runs a process per connection, so it used both cores with one.
+WORKERS = 2
 TIPG_VENV = HERE / ".venv-tipg"
 TIPG_VERSION = "1.6.1"
 HOST = "127.0.0.1"
@@ -267,7 +271,7 @@ def cube_load(datasets: list[BenchDataset], log=print) -> dict:
 
     cube = gp.open_cube(str(STORE))
     # the store is reloaded when its layout setting changes, not only its sources
-    layout = f" row groups {Settings().row_group_size} space copy"
+    layout = f" row groups {Settings().row_group_size} space copy + samples"
     marker = STORE / "bench_sources.json"
     loaded = json.loads(marker.read_text()) if marker.exists() else {}
     out = {}
@@ -431,10 +435,11 @@ class Server:
         raise TimeoutError(f"{self.name} did not answer {path} within {timeout:.0f}s")
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the server process (and its reaped children)."""
+        """utime + stime of every process of the server (its own process group:
+        the uvicorn supervisor and its workers), reaped children included."""
         if self.proc is None or self.proc.poll() is not None:
             return float("nan")
-        return proc_cpu_seconds(self.proc.pid)
+        return group_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -452,26 +457,43 @@ class Server:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu_seconds(pid: int) -> float:
+def _stat(pid: int | str) -> tuple[str, list[str]]:
+    """A process's name and the fields after it in /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as f:
-        fields_ = f.read().rsplit(")", 1)[1].split()
+        head, rest = f.read().rsplit(")", 1)
+    return head.split("(", 1)[1], rest.split()
+
+
+def _cpu(fields_: list[str]) -> float:
     return (int(fields_[11]) + int(fields_[12]) + int(fields_[13]) + int(fields_[14])) / _TICK
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU of every postgres process on the machine (the anchors' database work)."""
+def proc_cpu_seconds(pid: int) -> float:
+    return _cpu(_stat(pid)[1])
+
+
+def _cpu_where(keep) -> float:
+    """CPU seconds of every process on the machine whose (name, stat fields) ``keep`` accepts."""
     total = 0.0
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
-            with open(f"/proc/{d}/comm") as f:
-                if not f.read().startswith("postgres"):
-                    continue
-            total += proc_cpu_seconds(int(d))
+            name, fields_ = _stat(d)
+            if keep(name, fields_):
+                total += _cpu(fields_)
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    return _cpu_where(lambda _name, f: int(f[2]) == pgid)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every postgres process on the machine (the anchors' database work)."""
+    return _cpu_where(lambda name, _f: name.startswith("postgres"))
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -492,20 +514,20 @@ def make_servers(datasets: list[BenchDataset], where: Path, log=print) -> list[S
         # the second instance has its tile cache off: the tile cells measure both
         p = free_port()
         servers.append(Server(name, [str(venv / "geoplatform"), "serve", "--store", str(STORE), "--host", HOST,
-                                     "--port", str(p), "--workers", "1", "--layers", str(layers),
+                                     "--port", str(p), "--workers", str(WORKERS), "--layers", str(layers),
                                      "--catalog", str(cat)], p, env=env, log_path=where / f"{name}.log"))
     for provider in ("Parquet", "PostgreSQL"):
         p = free_port()
         cfg = pygeoapi_config(datasets, provider, p, where)
         servers.append(Server(f"pygeoapi-{provider.lower()}",
                               [str(venv / "uvicorn"), "pygeoapi.starlette_app:APP", "--host", HOST, "--port", str(p),
-                               "--workers", "1"], p,
+                               "--workers", str(WORKERS)], p,
                               env={"PYGEOAPI_CONFIG": str(cfg), "PYGEOAPI_OPENAPI": str(cfg.with_suffix(".openapi.yml"))},
                               log_path=where / f"pygeoapi-{provider.lower()}.log"))
     tbin = ensure_tipg(log)
     p = free_port()
     servers.append(Server("tipg", [str(tbin / "uvicorn"), "tipg.main:app", "--host", HOST, "--port", str(p),
-                                   "--workers", "1"], p,
+                                   "--workers", str(WORKERS)], p,
                           env={"TIPG_NAME": "tipg benchmark",
                                "DATABASE_URL": f"postgresql://{A.PG_USER}@{A.PG_HOST}:{A.PG_PORT}/{A.PG_DB}",
                                "TIPG_DB_SCHEMAS": '["public"]',

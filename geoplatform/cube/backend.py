@@ -48,6 +48,15 @@ class ScanRequest:
     #: caller filters nothing further). A backend may return more, never fewer
     #: than there are, and always a prefix of the unlimited scan's order.
     limit: int | None = None
+    #: A sample will do where it still holds about this many rows (low-zoom map
+    #: tiles): a backend that keeps samples of 1/k of the features, chosen by
+    #: feature id, may return one for a request without time or attribute filter,
+    #: and then says k in the table's schema metadata under ``SAMPLE_KEY``.
+    sample_min_rows: int | None = None
+
+
+#: Schema metadata key of a sampled scan: k of "1/k of the features", as ASCII digits.
+SAMPLE_KEY = b"geoplatform.sample"
 
 
 @dataclass(frozen=True)

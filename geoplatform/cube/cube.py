@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from geoplatform.crs import resolve_crs, transform_geometries
-from geoplatform.cube.backend import DatasetStats, StorageBackend, load_backend
+from geoplatform.cube.backend import SAMPLE_KEY, DatasetStats, StorageBackend, load_backend
 from geoplatform.cube.model import DatasetSpec, Output, Snapshot
 from geoplatform.cube.query import QueryPlan, finish, finish_counted, plan_query, resolve_snapshot
 from geoplatform.errors import DatasetNotFound, FeatureNotFound, InvalidParameterValue, StoreError
@@ -125,6 +125,28 @@ class Cube:
         plan = plan_query(self.backend, name, **params)
         table = self._run(plan, with_geometry=True)
         return _output(table, plan.spec, output, crs)
+
+    def query_sample(self, name: str, min_rows: int, **params: Any) -> tuple[pa.Table, int]:
+        """:meth:`query`, or a sample of its answer where a full one would be
+        large: when a query with a bbox alone (no time, filter, geometry, sort or
+        paging) meets more than about ``min_rows`` features and the store keeps
+        samples of 1/k of the features, chosen by feature id, the sparsest one
+        that still holds about ``min_rows`` is read (for low-zoom map tiles).
+
+        Returns an Arrow table in the storage CRS that keeps each record's
+        ``bbox`` column (so a caller can thin before decoding any geometry), and
+        k (1: all of them)."""
+        plan = plan_query(self.backend, name, **params)
+        req = plan.scan_request(with_geometry=True)
+        if not (plan.interval is not None or plan.compiled is not None or plan.geometry is not None
+                or plan.sortby or plan.limit is not None or plan.offset):
+            req = replace(req, sample_min_rows=min_rows)
+        raw = self.backend.scan(name, req)
+        k = int((raw.schema.metadata or {}).get(SAMPLE_KEY, b"1"))
+        table = finish(plan, raw)
+        assert isinstance(table, pa.Table)
+        table = self._select(plan, table)
+        return table.drop_columns([c for c in ("_hash",) if c in table.column_names]), k
 
     def query_page(self, name: str, *, output: Output = "geodataframe", crs: str | None = None,
                    **params: Any) -> "tuple[gpd.GeoDataFrame | pa.Table, int]":

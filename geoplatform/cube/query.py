@@ -15,7 +15,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -250,9 +249,11 @@ def _exact_mask(plan: QueryPlan, table: pa.Table) -> np.ndarray | None:
     if plan.bbox is not None and plan.bbox != plan.prune_bbox:
         # the backend pre-filtered with another box: test this one's covering here
         mask = _bbox_meets(table, plan.bbox)
-    if plan.bbox is not None and _needs_exact_bbox(plan.spec, table, plan.bbox):
-        geoms = _geoms(table)
-        m = shapely.intersects(geoms, shapely.box(*plan.bbox))
+    edge = None if plan.bbox is None else _edge_rows(plan.spec, table, plan.bbox)
+    if edge is not None and len(edge):
+        # only a shape whose bbox crosses the box edge is decoded and tested
+        m = np.ones(len(table), bool)
+        m[edge] = shapely.intersects(_geoms(table.take(pa.array(edge))), shapely.box(*plan.bbox))
         mask = m if mask is None else mask & m
     if plan.geometry is not None:
         if geoms is None:
@@ -282,15 +283,14 @@ def _bbox_meets(table: pa.Table, box: tuple[float, ...]) -> np.ndarray:
     return (x1 >= box[0]) & (x0 <= box[2]) & (y1 >= box[1]) & (y0 <= box[3])
 
 
-def _needs_exact_bbox(spec: DatasetSpec, table: pa.Table, bbox: tuple[float, ...]) -> bool:
-    """Points are decided by their bbox; other shapes only when their bbox is
-    not inside the query box."""
+def _edge_rows(spec: DatasetSpec, table: pa.Table, bbox: tuple[float, ...]) -> np.ndarray | None:
+    """The rows whose shape, not only its bbox, decides whether it meets the
+    query box: none for points, else those whose bbox is not inside the box."""
     if spec.geometry_type in ("Point",):
-        return False
+        return None
     b = table.column("bbox").combine_chunks()
-    inside = pc.and_(pc.and_(pc.greater_equal(b.field("xmin"), bbox[0]), pc.less_equal(b.field("xmax"), bbox[2])),
-                     pc.and_(pc.greater_equal(b.field("ymin"), bbox[1]), pc.less_equal(b.field("ymax"), bbox[3])))
-    return not pc.all(inside).as_py()
+    x0, y0, x1, y1 = (b.field(k).to_numpy(zero_copy_only=False) for k in ("xmin", "ymin", "xmax", "ymax"))
+    return np.flatnonzero(~((x0 >= bbox[0]) & (x1 <= bbox[2]) & (y0 >= bbox[1]) & (y1 <= bbox[3])))  # NaN: edge
 
 
 def _dwithin(geoms: np.ndarray, g: BaseGeometry, metres: float, crs: str) -> np.ndarray:

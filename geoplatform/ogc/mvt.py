@@ -118,7 +118,7 @@ def prepare(geoms: Sequence[Any] | np.ndarray, bounds: Bounds, *, extent: int = 
         geoms = shapely.clip_by_rect(geoms, lo, lo, hi, hi)
         if tolerance > 0:
             geoms = shapely.simplify(geoms, tolerance, preserve_topology=gtype == _POLYGON)
-    geoms = shapely.set_precision(geoms, 1.0)
+    geoms = _snap(geoms)
     geoms = _only_family(geoms, gtype)
     if gtype == _POINT:  # multipoints: keep the members inside the buffered tile
         geoms = shapely.intersection(geoms, shapely.box(lo, lo, hi, hi))
@@ -134,6 +134,20 @@ def prepare(geoms: Sequence[Any] | np.ndarray, bounds: Bounds, *, extent: int = 
         per_feature = offsets[0] if len(offsets) else np.arange(len(xy) + 1)
         return _encode_multipoints(idx, xy, np.asarray(per_feature, np.int64))
     return _encode_paths(idx, xy, [np.asarray(o, np.int64) for o in offsets], gtype)
+
+
+def _snap(geoms: np.ndarray) -> np.ndarray:
+    """Snap to the integer tile grid, keeping geometries valid.
+
+    Each coordinate is rounded on its own, and only the geometries that rounding
+    made invalid (a ring folded onto itself, a sliver collapsed) go through GEOS's
+    snap-rounding, which makes a valid result but costs some 15 times as much.
+    """
+    snapped = shapely.set_precision(geoms, 1.0, mode="pointwise")
+    bad = ~shapely.is_valid(snapped)
+    if bad.any():
+        snapped[bad] = shapely.set_precision(geoms[bad], 1.0)
+    return snapped
 
 
 def _only_family(geoms: np.ndarray, gtype: int) -> np.ndarray:

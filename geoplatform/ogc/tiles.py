@@ -21,7 +21,10 @@ Choices, per the standard where it leaves one:
   purpose: one feature per cell of the finest power-of-two grid whose
   occupied cells fit (largest bbox wins, then lowest id). The tileset says
   so (``featureLimit`` on each layer) and a thinned tile says by how much
-  (``Geoplatform-Tile-Thinned``).
+  (``Geoplatform-Tile-Thinned``). A tile without datetime or filter that
+  meets far more than the cap, on a dataset with a space copy, is thinned
+  from a 1/16 or 1/256 feature-id sample (``Cube.query_sample``) and says
+  ``sample=1/k``.
 
 The functions here are framework-free, like ``features.py``; ``tile_routes()``
 wraps them for Starlette.
@@ -48,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from geoplatform.catalog.layers import LayerConfig
-from geoplatform.crs import resolve_crs, transform_xy
+from geoplatform.crs import resolve_crs, transform_geometries, transform_xy
 from geoplatform.cube.query import _bbox_in, plan_query, queryables, resolve_snapshot
 from geoplatform.errors import DatasetNotFound, InvalidParameterValue
 from geoplatform.ingest.geometry import points_from_wkb
@@ -305,7 +308,12 @@ def _layer_doc(svc: TileService, cube: Any, tms: TileMatrixSet, layer: LayerConf
         "description": f"A tile holds every matching feature up to {s.max_features}. Above that the layer is "
                        "thinned on purpose: one feature per cell of the finest power-of-two grid over the tile "
                        "whose occupied cells fit the limit (the largest bbox wins, then the lowest id); such a "
-                       "tile has the header Geoplatform-Tile-Thinned. Lines and polygons are simplified to "
+                       "tile has the header Geoplatform-Tile-Thinned. Where a tile without datetime or filter "
+                       "meets far more features than the limit and the dataset keeps a space copy, it is made "
+                       "from a 1/16 or 1/256 sample of the features chosen by feature id (the sparsest that "
+                       "still holds the limit), as tippecanoe drops a share of points per zoom level; its "
+                       "header then says sample=1/k and matched=~ an estimate. Lines and polygons are "
+                       "simplified to "
                        f"{s.simplify_pixels:g} tile pixel; points never are."}
     doc["links"] = [{"href": f"{base}/collections/{layer.id}", "rel": REL + "geodata", "type": JSON,
                      "title": doc["title"]}]
@@ -379,7 +387,7 @@ def _int(name: str, value: str) -> int:
 class _LayerResult:
     layer: mvt.TileLayer
     matched: int
-    thinned: tuple[int, int, int] | None  # matched, kept, grid cells per side
+    thinned: tuple[int, int, int, int] | None  # matched (estimated when sampled), kept, grid cells per side, k of 1/k sampled
 
 
 def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrixSet, z: str,
@@ -392,15 +400,24 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         fast = _point_layer(svc, cube, layer, spec, tms, bounds, qbox, q)
         if fast is not None:
             return fast
-    t = cube.query(layer.dataset, bbox=qbox, bbox_crs=crs, crs=crs, output="arrow", **q)
-    geoms = shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False)) if len(t) else np.empty(0, object)
-    matched = len(geoms)
-    thinned = None
-    if matched > s.max_features:
+    t, k = cube.query_sample(layer.dataset, s.max_features, bbox=qbox, bbox_crs=crs, **q)
+    matched = len(t) * k
+    thinned = None if k == 1 else (matched, len(t), 0, k)
+    if len(t) > s.max_features:
+        # thinned on the stored bboxes (corners taken to the tile's CRS): only
+        # the features kept are decoded
+        bb = t.column("bbox").combine_chunks()
+        b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
+        x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
+        x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
         rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
-        keep, grid = mvt.thin_by_grid(geoms, bounds, s.max_features, rank, s.extent)
-        geoms, t = geoms[keep], t.take(pa.array(keep))
-        thinned = (matched, len(keep), grid)
+        keep, grid = mvt.thin_boxes(np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1),
+                                                     np.maximum(y0, y1)]), bounds, s.max_features, rank, s.extent)
+        t = t.take(pa.array(keep))
+        thinned = (matched, len(keep), grid, k)
+    geoms = shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False)) if len(t) else np.empty(0, object)
+    geoms = transform_geometries(geoms, spec.storage_crs, crs)
+    t = t.drop_columns(["bbox"])
     tolerance = s.simplify_pixels * s.extent / tms.matrix(z).tile_width
     geo = mvt.prepare(geoms, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance)
     return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
@@ -414,20 +431,21 @@ def _point_layer(svc: TileService, cube: Any, layer: LayerConfig, spec: Any, tms
     (a low-zoom tile over a time series matches millions of points). None when the
     column is not plain 2D points; the general path then takes it."""
     s = svc.settings
-    t = cube.query(layer.dataset, bbox=qbox, bbox_crs=tms.crs_info.id, output="arrow", **q)
+    t, k = cube.query_sample(layer.dataset, s.max_features, bbox=qbox, bbox_crs=tms.crs_info.id, **q)
+    t = t.drop_columns(["bbox"])
     if not len(t):
         return None
     xy = points_from_wkb(t.column("geometry"))
     if xy is None or not (np.isfinite(xy[0]).all() and np.isfinite(xy[1]).all()):  # empty points: general path
         return None
     x, y = transform_xy(xy[0], xy[1], spec.storage_crs, tms.crs_info.id)
-    matched = len(t)
-    thinned = None
-    if matched > s.max_features:
+    matched = len(t) * k
+    thinned = None if k == 1 else (matched, len(t), 0, k)
+    if len(t) > s.max_features:
         rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
         keep, grid = mvt.thin_boxes(np.column_stack([x, y, x, y]), bounds, s.max_features, rank, s.extent)
         x, y, t = x[keep], y[keep], t.take(pa.array(keep))
-        thinned = (matched, len(keep), grid)
+        thinned = (matched, len(keep), grid, k)
     geo = mvt.prepare_points(np.column_stack([x, y]), bounds, extent=s.extent, buffer=s.buffer)
     return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
 
@@ -499,7 +517,8 @@ def _render(svc: TileService, cube: Any, layers: Sequence[LayerConfig], served: 
     headers = {"Cache-Control": "no-cache"}
     if all(isinstance(v, str) and re.fullmatch(r"[0-9]+", v) for v in [q.get("as_of") for q in queries]):
         headers["Cache-Control"] = "public, max-age=86400, immutable"  # a snapshot never changes
-    thin = [f"{r.layer.name} matched={r.thinned[0]} kept={r.thinned[1]} grid={r.thinned[2]}"
+    thin = [f"{r.layer.name} matched={'~' if r.thinned[3] > 1 else ''}{r.thinned[0]} kept={r.thinned[1]} "
+            f"grid={r.thinned[2]}" + (f" sample=1/{r.thinned[3]}" if r.thinned[3] > 1 else "")
             for r in results if r.thinned]
     if thin:
         headers["Geoplatform-Tile-Thinned"] = "; ".join(thin)

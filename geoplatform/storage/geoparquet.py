@@ -5,6 +5,7 @@ Layout of a store folder::
     catalog.sqlite                       datasets, snapshots, files, row groups, retired rows
     data/<dataset>/<partition>/<uuid>.parquet
     data/<dataset>/space/<uuid>.parquet  the space copy, where the dataset keeps one
+    data/<dataset>/space-16/<uuid>.parquet   its 1/16 and 1/256 samples by feature id
     locks/<dataset>.lock                 one writer per dataset (flock; freed if the writer dies)
 
 Each file is written by one snapshot and never changed, so a record's record
@@ -22,6 +23,13 @@ rows, so a tile or a bbox-only page does not read a row group in every time
 partition. Each record ended in one copy is ended in the other in the same
 commit; the copy is used only while the two hold the same number of rows and
 ended rows.
+
+The space copy comes with two samples of itself, 1/16 and 1/256 of the features
+chosen by a hash of the feature id (so a feature stays in or out of a sample
+through all its versions), written and ended in the same commits. A scan that
+asks for a sample (``ScanRequest.sample_min_rows``: low-zoom map tiles, as
+tippecanoe drops a fixed share of points per zoom level) reads the sparsest one
+that still holds that many rows.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import pyarrow.parquet as pq
 
 from geoplatform.crs import resolve_crs
 from geoplatform.cube.backend import (
-    CommitResult, DatasetStats, DatasetWriter, ScanRequest, StorageBackend,
+    SAMPLE_KEY, CommitResult, DatasetStats, DatasetWriter, ScanRequest, StorageBackend,
 )
 from geoplatform.cube.model import DatasetSpec, Snapshot
 from geoplatform.cube.times import MAX_US, MIN_US
@@ -60,6 +68,19 @@ _TS = pa.timestamp("us", tz="UTC")
 
 #: The partition label of the space copy's files (time labels are dates, "open" or "all").
 SPACE = "space"
+#: The space copy's samples: 1/k of the features, by feature-id hash, labelled "space-k".
+SAMPLES = (16, 256)
+
+
+def sample_label(k: int) -> str:
+    return f"{SPACE}-{k}"
+
+
+def fid_hash(fids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A stable 64-bit hash of each feature id (pandas' SipHash with its fixed key)."""
+    import pandas as pd
+
+    return pd.util.hash_array(np.asarray(fids.to_numpy(zero_copy_only=False)))
 
 
 @dataclass
@@ -248,12 +269,21 @@ class GeoParquetBackend(StorageBackend):
             part[opened] = np.iinfo(np.int64).min
             part[~opened] = bins.bin_ids(vf[~opened])
         jobs = []  # (label, row order of the file)
-        layouts = [(part, lambda p: "open" if p == np.iinfo(np.int64).min else bins.bin_label(p))]
+        # Each subset of the rows (None: all of them) is sorted and cut into files
+        # on its own: the time partitions, then the space copy and its samples.
+        subsets: list[tuple[np.ndarray | None, np.ndarray, Any]] = [
+            (None, part, lambda p: "open" if p == np.iinfo(np.int64).min else bins.bin_label(p))]
         if spec.space_copy:
-            layouts.append((np.zeros(len(table), np.int64), lambda p: SPACE))
-        for part, label_of in layouts:
-            order = _sort_order(part, keys, vf)
-            part = part[order]
+            subsets.append((None, np.zeros(len(table), np.int64), lambda p: SPACE))
+            h = fid_hash(table.column("fid"))
+            for k in SAMPLES:
+                rows = np.flatnonzero(h % np.uint64(k) == 0)
+                if len(rows):
+                    subsets.append((rows, np.zeros(len(rows), np.int64), lambda p, k=k: sample_label(k)))
+        for rows, part, label_of in subsets:
+            local = _sort_order(part, keys, vf) if rows is None else _sort_order(part, keys[rows], vf[rows])
+            order = local if rows is None else rows[local]
+            part = part[local]
             cuts = np.flatnonzero(np.diff(part)) + 1
             starts = np.concatenate([[0], cuts])
             ends = np.concatenate([cuts, [len(order)]])
@@ -341,28 +371,29 @@ class GeoParquetBackend(StorageBackend):
         return Snapshot(sid, ds.name, parent, datetime.fromisoformat(iso), operation, summary)
 
     # reading ----------------------------------------------------------------
-    def _manifest(self, ds: DatasetRow, space: bool = False) -> _Manifest:
+    def _manifest(self, ds: DatasetRow, layout: str = "") -> _Manifest:
         """The row groups of the dataset's files at its head: the time-partitioned
-        files, or with ``space`` those of its space copy."""
+        files, or those of ``layout`` (the space copy, ``"space"``, or one of its
+        samples, ``"space-16"``...)."""
         head = self.db.head(ds.id)
-        key = (ds.id, space)
+        key = (ds.id, layout)
         with self._lock:
             cached = self._manifests.get(key)
             if cached is not None and cached.head == head:
                 return cached
         con = self.db.con
-        which = "= ?" if space else "!= ?"
+        which, label = ("= ?", layout) if layout else ("NOT LIKE ?", SPACE + "%")
         files = con.execute(f"SELECT id, path, snapshot_id FROM files WHERE dataset_id=? AND snapshot_id<=?"
-                            f" AND partition {which}", (ds.id, head, SPACE)).fetchall()
+                            f" AND partition {which}", (ds.id, head, label)).fetchall()
         rgs = con.execute(
             "SELECT r.file_id, r.rg, r.row_offset, r.rows, f.snapshot_id, r.xmin, r.ymin, r.xmax, r.ymax,"
             " r.tmin, r.tmax FROM row_groups r JOIN files f ON f.id=r.file_id"
             f" WHERE f.dataset_id=? AND f.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.rg",
-            (ds.id, head, SPACE)).fetchall()
+            (ds.id, head, label)).fetchall()
         ret = con.execute(
             "SELECT r.file_id, r.row, r.snapshot_id FROM retired r JOIN files f ON f.id=r.file_id"
             f" WHERE f.dataset_id=? AND r.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.row",
-            (ds.id, head, SPACE)).fetchall()
+            (ds.id, head, label)).fetchall()
         arr = np.array(rgs, dtype=object).reshape(-1, 11)
         reta = np.array(ret, dtype=np.int64).reshape(-1, 3)
         m = _Manifest(
@@ -385,7 +416,7 @@ class GeoParquetBackend(StorageBackend):
         exactly the records of ``m`` (same rows, same ended rows)."""
         if not ds.spec.space_copy:
             return None
-        sm = self._manifest(ds, space=True)
+        sm = self._manifest(ds, SPACE)
         if sm.head != m.head or int(sm.rg_rows.sum()) != int(m.rg_rows.sum()) \
                 or len(sm.retired_row) != len(m.retired_row):
             return None
@@ -473,13 +504,22 @@ class GeoParquetBackend(StorageBackend):
         ds = self.db.dataset(name)
         m = self._manifest(ds)
         sm = self._space_manifest(ds, m) if request.fids is None else None
-        if sm is not None:
-            # Read the copy whose pruning leaves fewer rows (ties: the time partitions).
-            sel, space_sel = _prune(m, request), _prune(sm, request)
-            if int(sm.rg_rows[space_sel].sum()) < int(m.rg_rows[sel].sum()):
-                return self._scan(ds, sm, request, with_positions=False, sel=space_sel)
-            return self._scan(ds, m, request, with_positions=False, sel=sel)
-        return self._scan(ds, m, request, with_positions=False)
+        if sm is None:
+            return self._scan(ds, m, request, with_positions=False)
+        # Read the copy whose pruning leaves fewer rows (ties: the time partitions).
+        sel, space_sel = _prune(m, request), _prune(sm, request)
+        rows = int(m.rg_rows[sel].sum())
+        if int(sm.rg_rows[space_sel].sum()) < rows:
+            m, sel, rows = sm, space_sel, int(sm.rg_rows[space_sel].sum())
+        want = request.sample_min_rows
+        if want and request.arrow_filter is None and request.limit is None \
+                and request.t_min == MIN_US and request.t_max == MAX_US:
+            for k in sorted(SAMPLES, reverse=True):
+                if rows // k >= want:
+                    lm = self._manifest(ds, sample_label(k))
+                    t = self._scan(ds, lm, request, with_positions=False)
+                    return t.replace_schema_metadata({**(t.schema.metadata or {}), SAMPLE_KEY: str(k).encode()})
+        return self._scan(ds, m, request, with_positions=False, sel=sel)
 
     def _scan(self, ds: DatasetRow, m: _Manifest, request: ScanRequest, with_positions: bool,
               sel: np.ndarray | None = None) -> pa.Table:
@@ -534,11 +574,11 @@ class GeoParquetBackend(StorageBackend):
         ds = self.db.dataset(name)
         row = self.db.con.execute(
             "SELECT count(*), sum(rows), sum(bytes), min(xmin), min(ymin), max(xmax), max(ymax), min(tmin),"
-            " max(tmax) FROM files WHERE dataset_id=? AND snapshot_id<=? AND partition!=?",
-            (ds.id, snapshot, SPACE)).fetchone()
+            " max(tmax) FROM files WHERE dataset_id=? AND snapshot_id<=? AND partition NOT LIKE ?",
+            (ds.id, snapshot, SPACE + "%")).fetchone()
         retired = self.db.con.execute(
             "SELECT count(*) FROM retired r JOIN files f ON f.id=r.file_id WHERE f.dataset_id=?"
-            " AND r.snapshot_id<=? AND f.partition!=?", (ds.id, snapshot, SPACE)).fetchone()[0]
+            " AND r.snapshot_id<=? AND f.partition NOT LIKE ?", (ds.id, snapshot, SPACE + "%")).fetchone()[0]
         nfiles, rows, nbytes = row[0], row[1] or 0, row[2] or 0
         extent = None if row[3] is None else (row[3], row[4], row[5], row[6])
         t_lo, t_hi = row[7], row[8]
@@ -555,12 +595,12 @@ class GeoParquetBackend(StorageBackend):
         lo, hi = min(since, until), max(since, until)
         con = self.db.con
         added = con.execute("SELECT xmin, ymin, xmax, ymax FROM files WHERE dataset_id=? AND snapshot_id>?"
-                            " AND snapshot_id<=? AND xmin IS NOT NULL AND partition!=?",
-                            (ds.id, lo, hi, SPACE)).fetchall()
+                            " AND snapshot_id<=? AND xmin IS NOT NULL AND partition NOT LIKE ?",
+                            (ds.id, lo, hi, SPACE + "%")).fetchall()
         ended = con.execute(
             "SELECT f.path, r.row FROM retired r JOIN files f ON f.id=r.file_id WHERE f.dataset_id=?"
-            " AND r.snapshot_id>? AND r.snapshot_id<=? AND f.partition!=? ORDER BY f.path, r.row",
-            (ds.id, lo, hi, SPACE)).fetchall()
+            " AND r.snapshot_id>? AND r.snapshot_id<=? AND f.partition NOT LIKE ? ORDER BY f.path, r.row",
+            (ds.id, lo, hi, SPACE + "%")).fetchall()
         boxes = [np.array(added, np.float64).reshape(-1, 4)]
         by_file: dict[str, list[int]] = {}
         for path, row in ended:
@@ -587,21 +627,28 @@ class GeoParquetBackend(StorageBackend):
 
     def _space_locators(self, ds: DatasetRow, snapshot: int, retire: np.ndarray) -> np.ndarray:
         """Where the records at ``retire`` (locators in the time-partitioned files)
-        are in the space copy: the current record of each of their feature ids."""
+        are in the space copy and its samples: the current record of each of
+        their feature ids."""
         m = self._manifest(ds)
         fids = []
         files, rows = retire >> 32, retire & 0xFFFFFFFF
         for f in np.unique(files):
             fids.append(self._rows_at(m.file_paths[int(f)], np.sort(rows[files == f]), ["fid"]).column("fid"))
         wanted = pa.chunked_array(fids).combine_chunks()
-        sm = self._manifest(ds, space=True)
-        req = ScanRequest(snapshot=snapshot, columns=(), arrow_filter=pc.field("fid").isin(wanted),
-                          with_geometry=False)
-        found = self._scan(ds, sm, req, with_positions=True)
-        if len(found) != len(retire):
-            raise StoreError(f"dataset {ds.name!r}: the space copy holds {len(found)} of the {len(retire)} "
-                             "records this commit ends; nothing was written")
-        return found.column("_loc").to_numpy()
+        h = fid_hash(wanted)
+        out = []
+        for layout, k in ((SPACE, 1), *((sample_label(k), k) for k in SAMPLES)):
+            these = wanted.filter(pa.array(h % np.uint64(k) == 0)) if k > 1 else wanted
+            if not len(these):
+                continue
+            req = ScanRequest(snapshot=snapshot, columns=(), arrow_filter=pc.field("fid").isin(these),
+                              with_geometry=False)
+            found = self._scan(ds, self._manifest(ds, layout), req, with_positions=True)
+            if len(found) != len(these):
+                raise StoreError(f"dataset {ds.name!r}: the {layout} copy holds {len(found)} of the {len(these)} "
+                                 "records this commit ends there; nothing was written")
+            out.append(found.column("_loc").to_numpy())
+        return np.concatenate(out)
 
     def _current_extent(self, ds: DatasetRow, snapshot: int) -> tuple[Any, int | None, int | None]:
         t = self._scan(ds, self._manifest(ds), ScanRequest(snapshot=snapshot, columns=(), with_geometry=False),
@@ -662,5 +709,5 @@ class _Writer(DatasetWriter):
         self.parent = snap.id
         self.spec = ds.spec
         self.ds = ds
-        primary = [f for f in files if f["partition"] != SPACE]
+        primary = [f for f in files if not f["partition"].startswith(SPACE)]
         return CommitResult(snap, sum(f["rows"] for f in primary), ended, [f["path"] for f in files])

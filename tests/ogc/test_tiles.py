@@ -4,6 +4,7 @@ against a real ``geoplatform serve`` of the sample city."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from geoplatform.ogc.app import create_app
 from geoplatform.ogc.tms import load_tile_matrix_sets
 from geoplatform.samples.city import build_sample_city
 from geoplatform.settings import Settings
+from geoplatform.storage.geoparquet import SAMPLES, fid_hash
 from tests.ogc.test_server import ROOT, running_server
 
 SETS = load_tile_matrix_sets()
@@ -37,6 +39,13 @@ def tile_at(tms_id: str, z: str, lon: float = XIAN[0], lat: float = XIAN[1]) -> 
     rc = tms.tile_for_point(z, float(x[0]), float(y[0]))
     assert rc is not None
     return rc
+
+
+def tile_bbox_crs84(z: str, row: int, col: int) -> tuple[float, ...]:
+    tms = SETS["WebMercatorQuad"]
+    b = tms.tile_bounds(z, row, col)
+    x, y = transform_xy([b[0], b[2]], [b[1], b[3]], tms.crs_info.id, "OGC:CRS84")
+    return float(x[0]), float(y[0]), float(x[1]), float(y[1])
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -201,9 +210,18 @@ def test_the_feature_cap_thins_and_says_so(city_store: Path, monkeypatch: pytest
     r = client.get(f"/collections/air-quality/tiles/WebMercatorQuad/{z}/{row}/{col}")
     assert r.status_code == 200
     thinned = r.headers["geoplatform-tile-thinned"]
-    matched = int(thinned.split("matched=")[1].split()[0])
-    kept = len(decode(r.content)["air-quality"]["features"])
-    assert matched > 500 >= kept > 0 and f"kept={kept}" in thinned
+    m = re.fullmatch(r"air-quality matched=(~?)(\d+) kept=(\d+) grid=(\d+)(?: sample=1/(\d+))?", thinned)
+    assert m is not None, thinned
+    feats = decode(r.content)["air-quality"]["features"]
+    matched, kept = int(m.group(2)), len(feats)
+    assert matched > 500 >= kept > 0 and int(m.group(3)) == kept
+    # air quality keeps a space copy: a tile this full is made from a feature-id sample
+    k = int(m.group(5))
+    assert m.group(1) == "~" and k in SAMPLES
+    assert (fid_hash(pa.array([f["id"] for f in feats], pa.int64())) % np.uint64(k) == 0).all()
+    full = client.get(f"/collections/air-quality/items?bbox={','.join(map(str, tile_bbox_crs84(z, row, col)))}"
+                      "&limit=1").json()["numberMatched"]
+    assert full / 3 < matched < full * 3  # the estimate is of the right size
     again = client.get(f"/collections/air-quality/tiles/WebMercatorQuad/{z}/{row}/{col}?datetime=2025-01-01T00:00:00Z")
     assert "geoplatform-tile-thinned" not in again.headers  # a small query is complete
 

@@ -338,12 +338,12 @@ class TestGeoParquetSpaceCopy(StorageContract):
     def test_space_copy_files_hold_the_same_records(self, edited: Cube) -> None:
         be = backend(edited)
         ds = be.db.dataset("pts")
-        m, sm = be._manifest(ds), be._manifest(ds, space=True)
+        m, sm = be._manifest(ds), be._manifest(ds, gpq.SPACE)
         assert be._space_manifest(ds, m) is sm
         assert int(sm.rg_rows.sum()) == int(m.rg_rows.sum()) == 20_000 + 3000 + len(range(0, 20_000, 7))
         assert len(sm.retired_row) == len(m.retired_row) > 0
         assert {Path(p).parent.name for p in sm.file_paths.values()} == {gpq.SPACE}
-        assert gpq.SPACE not in {Path(p).parent.name for p in m.file_paths.values()}
+        assert not any(Path(p).parent.name.startswith(gpq.SPACE) for p in m.file_paths.values())
         # stats, results and history count each record once
         assert edited.stats("pts").rows == 23_000 - len(range(1, 2000, 3))
         assert len(edited.history("pts", "f7")) == 2
@@ -351,7 +351,7 @@ class TestGeoParquetSpaceCopy(StorageContract):
     def test_space_copy_read_without_time_same_answer(self, edited: Cube) -> None:
         be = backend(edited)
         ds = be.db.dataset("pts")
-        m, sm = be._manifest(ds), be._manifest(ds, space=True)
+        m, sm = be._manifest(ds), be._manifest(ds, gpq.SPACE)
         rng = np.random.default_rng(5)
         used = 0
         for snapshot in (be.head("pts"), be.head("pts") - 1):
@@ -372,3 +372,31 @@ class TestGeoParquetSpaceCopy(StorageContract):
         with pytest.raises(Exception, match="space_copy needs a time_partition"):
             cube.create_dataset(spec(POINTS, time_partition="none", space_copy=True))
         cube.close()
+
+    def test_samples_hold_the_current_features_their_id_hash_picks(self, edited: Cube) -> None:
+        be = backend(edited)
+        ds = be.db.dataset("pts")
+        full = edited.query("pts", output="arrow")
+        h = gpq.fid_hash(full.column("fid"))
+        for snapshot in (be.head("pts"), be.head("pts") - 1):
+            at = edited.query("pts", as_of=snapshot, output="arrow")
+            h_at = gpq.fid_hash(at.column("fid"))
+            for k in gpq.SAMPLES:
+                req = gpq.ScanRequest(snapshot=snapshot, columns=("v",))
+                got = be._scan(ds, be._manifest(ds, gpq.sample_label(k)), req, with_positions=False)
+                want = at.filter(pa.array(h_at % np.uint64(k) == 0))
+                assert 0 < len(got) < len(at) / k * 2
+                assert sorted(zip(got.column("fid").to_pylist(), got.column("version").to_pylist())) == \
+                    sorted(zip(want.column("fid").to_pylist(), want.column("version").to_pylist()))
+        # the cube reads the sparsest sample that still holds min_rows, and says which
+        t, k = edited.query_sample("pts", 40, bbox=(116.0, 39.5, 117.0, 40.5))
+        assert k == 256
+        assert set(t.column("fid").to_pylist()) == set(full.filter(pa.array(h % np.uint64(256) == 0))
+                                                       .column("fid").to_pylist())
+        t, k = edited.query_sample("pts", 1000, bbox=(116.0, 39.5, 117.0, 40.5))
+        assert k == 16 and 1000 <= len(t) < len(full) / 8
+        # no sample for a query with time, or one that meets fewer rows than asked
+        t, k = edited.query_sample("pts", 40, bbox=(116.0, 39.5, 117.0, 40.5), datetime="2024-01-01/2024-12-31")
+        assert k == 1 and len(t) == len(full)
+        t, k = edited.query_sample("pts", 100_000, bbox=(116.0, 39.5, 117.0, 40.5))
+        assert k == 1 and len(t) == len(full)
