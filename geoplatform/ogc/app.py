@@ -378,7 +378,15 @@ def app_from_env() -> Starlette:
     """The app for ``geoplatform serve`` (uvicorn calls this in each worker)."""
     import os
 
+    import gc
+
     layers = os.environ.get("GEOPLATFORM_LAYERS")
     catalog = os.environ.get("GEOPLATFORM_CATALOG")
-    return create_app(Settings(), layers_dir=Path(layers) if layers else None,
-                      catalog=Path(catalog) if catalog else None)
+    app = create_app(Settings(), layers_dir=Path(layers) if layers else None,
+                     catalog=Path(catalog) if catalog else None)
+    # What start-up built (modules, layers, catalog) lives as long as the worker: freeze
+    # it out of the collector's reach, so the full collections that a request's tens of
+    # thousands of geometry objects trigger do not walk it each time (a quarter of the
+    # CPU of a z12 polygon tile on the benchmark data).
+    gc.freeze()
+    return app

@@ -224,7 +224,7 @@ def _encode_paths(idx: np.ndarray, xy: np.ndarray, offsets: list[np.ndarray], gt
     good = n >= (3 if closed else 2)
     part_feature = np.repeat(np.arange(len(feat_parts) - 1), np.diff(feat_parts))
     starts, ends, n, part_feature = starts[good], ends[good], n[good], part_feature[good]
-    vert = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(starts) else np.empty(0, np.int64)
+    vert = _ragged_positions(starts, n)
     xy = xy[vert]
     nfeat = len(feat_parts) - 1
     parts_per_feature = np.bincount(part_feature, minlength=nfeat)
@@ -251,7 +251,6 @@ def _encode_paths(idx: np.ndarray, xy: np.ndarray, offsets: list[np.ndarray], gt
 
 # protobuf ----------------------------------------------------------------------
 
-_SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
 _LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], np.uint64)  # the smallest value of k + 1 bytes
 
 
@@ -263,18 +262,24 @@ def varint_sizes(v: np.ndarray) -> np.ndarray:
 def varints(v: np.ndarray) -> bytes:
     """The varint encoding of every integer of ``v``, concatenated.
 
-    Each value becomes a row of its 7-bit groups, low first, with the high
-    bit set on all but its last; the rows, cut to their lengths, are the bytes.
+    Byte k of every value that has one is written in one pass (7 bits, low
+    first, the high bit set where more follow); most values of a tile take one
+    or two bytes, so the later passes are short.
     """
     v = np.asarray(v, np.uint64)
     if not len(v):
         return b""
     sizes = varint_sizes(v)
-    width = int(sizes.max())
-    groups = ((v[:, None] >> _SHIFTS[None, :width]) & np.uint64(0x7F)).astype(np.uint8)
-    col = np.arange(width)
-    groups |= ((col[None, :] < (sizes - 1)[:, None]).astype(np.uint8) << 7)
-    return groups[col[None, :] < sizes[:, None]].tobytes()
+    ends = np.cumsum(sizes)
+    out = np.empty(int(ends[-1]), np.uint8)
+    pos, rest, left = ends - sizes, v, sizes
+    k = 0
+    while len(pos):
+        more = left > 1
+        out[pos + k] = (rest & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))
+        pos, rest, left = pos[more], rest[more] >> np.uint64(7), left[more] - 1
+        k += 1
+    return out.tobytes()
 
 
 def _varint(n: int) -> bytes:
@@ -328,13 +333,24 @@ def _features(geo: TileGeometries, tags: np.ndarray, tag_offsets: np.ndarray, id
     return varints(out)
 
 
-def _string_values(values: Sequence[str]) -> bytes:
-    parts = []
-    for s in values:
-        raw = s.encode("utf-8")
-        inner = b"\x0a" + _varint(len(raw)) + raw
-        parts.append(b"\x22" + _varint(len(inner)) + inner)
-    return b"".join(parts)
+def _string_values(values: pa.Array) -> bytes:
+    """The Layer ``values`` entries (field 4, string_value) of distinct non-null strings:
+    each ``0x22 len(inner) 0x0a len(raw) raw``, built as arrays, not string by string."""
+    arr = values.cast(pa.large_string())
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset:arr.offset + n + 1]
+    data = arr.buffers()[2]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    inner = 1 + varint_sizes(lengths) + lengths
+    head = 2 + varint_sizes(inner) + varint_sizes(lengths)
+    total = head + lengths
+    starts = np.concatenate([[0], np.cumsum(total)])[:-1]
+    out = np.empty(int(total.sum()), np.uint8)
+    tokens = np.column_stack([np.full(n, 0x22), inner, np.full(n, 0x0A), lengths]).ravel()
+    out[_ragged_positions(starts, head)] = np.frombuffer(varints(tokens), np.uint8)
+    out[_ragged_positions(starts + head, lengths)] = raw[_ragged_positions(offsets[:-1], lengths)]
+    return out.tobytes()
 
 
 def _value_table(col: pa.Array) -> tuple[bytes, int] | None:
@@ -357,7 +373,7 @@ def _value_table(col: pa.Array) -> tuple[bytes, int] | None:
         tokens[:, 0], tokens[:, 1], tokens[:, 2], tokens[:, 3] = 0x22, 1 + varint_sizes(val), tag, val
         return varints(tokens.ravel()), n
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return _string_values(col.to_pylist()), n
+        return _string_values(col), n
     return None
 
 
@@ -459,22 +475,42 @@ def thin_by_grid(geoms: np.ndarray, bounds: Bounds, max_features: int, order_key
     return thin_boxes(shapely.bounds(geoms), bounds, max_features, order_key, extent)
 
 
+def _spread16(v: np.ndarray) -> np.ndarray:
+    """The 16 low bits of each value moved to the even bit positions (for a Morton code)."""
+    v = v.astype(np.uint64) & np.uint64(0xFFFF)
+    for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+    return v
+
+
 def thin_boxes(b: np.ndarray, bounds: Bounds, max_features: int, order_key: np.ndarray,
                extent: int = EXTENT) -> tuple[np.ndarray, int]:
     """:func:`thin_by_grid` on the features' (n, 4) bounding boxes (a point's is
-    the point twice), so points need no geometry objects to be thinned."""
+    the point twice), so points need no geometry objects to be thinned.
+
+    The cells are found with one sort: each centre's finest cell (one tile
+    unit) as a Morton code, whose codes shifted right by 2L are the cells
+    2^L units wide, still in sorted order, so each grid's count of occupied
+    cells is a pass over the sorted codes. Only the chosen grid is sorted by
+    cell, size and id.
+    """
     centre = tile_points(np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2]), bounds, extent)
     size = np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-    cells_per_side = extent
-    while True:
-        cell = extent / cells_per_side
-        cx = np.floor(centre[:, 0] / cell).astype(np.int64)
-        cy = np.floor(centre[:, 1] / cell).astype(np.int64)
-        key = (cx + 2 * cells_per_side) * (8 * cells_per_side) + (cy + 2 * cells_per_side)
-        order = np.lexsort((order_key, -size, key))
-        first = np.ones(len(order), bool)
-        first[1:] = key[order][1:] != key[order][:-1]
-        if first.sum() <= max_features or cells_per_side == 1:
-            kept = np.sort(order[first])
-            return kept[:max_features], cells_per_side
-        cells_per_side //= 2
+    # 16 bits a side, the tile in the middle; a centre further out shares the edge cells
+    off = 1 << 15
+    ix = np.clip(np.floor(centre[:, 0]) + off, 0, 2 * off - 1)
+    iy = np.clip(np.floor(centre[:, 1]) + off, 0, 2 * off - 1)
+    code = _spread16(ix) | (_spread16(iy) << np.uint64(1))
+    sorted_codes = np.sort(code)
+    level, cells_per_side = 0, extent
+    while cells_per_side > 1:
+        cells = sorted_codes >> np.uint64(2 * level)
+        if 1 + np.count_nonzero(cells[1:] != cells[:-1]) <= max_features:
+            break
+        level, cells_per_side = level + 1, cells_per_side // 2
+    key = code >> np.uint64(2 * level)
+    order = np.lexsort((order_key, -size, key))
+    first = np.ones(len(order), bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    kept = np.sort(order[first])
+    return kept[:max_features], cells_per_side

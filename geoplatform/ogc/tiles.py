@@ -403,7 +403,7 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
     t, k = cube.query_sample(layer.dataset, s.max_features, bbox=qbox, bbox_crs=crs, **q)
     matched = len(t) * k
     thinned = None if k == 1 else (matched, len(t), 0, k)
-    if len(t) > s.max_features:
+    if len(t) > s.max_features or k > 1:  # a sample is generalised: one feature per cell at most
         # thinned on the stored bboxes (corners taken to the tile's CRS): only
         # the features kept are decoded
         bb = t.column("bbox").combine_chunks()
@@ -441,7 +441,7 @@ def _point_layer(svc: TileService, cube: Any, layer: LayerConfig, spec: Any, tms
     x, y = transform_xy(xy[0], xy[1], spec.storage_crs, tms.crs_info.id)
     matched = len(t) * k
     thinned = None if k == 1 else (matched, len(t), 0, k)
-    if len(t) > s.max_features:
+    if len(t) > s.max_features or k > 1:  # a sample is generalised: one feature per cell at most
         rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
         keep, grid = mvt.thin_boxes(np.column_stack([x, y, x, y]), bounds, s.max_features, rank, s.extent)
         x, y, t = x[keep], y[keep], t.take(pa.array(keep))
