@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # 4,096 rather than the usual 100k: a row group is the unit a query decodes, and small
     # ones let a box query skip most of a partition (ARCHITECTURE.md, "Row-group size").
     row_group_size: int = Field(default=4_096, ge=1_000, le=10_000_000)
+    # The space copy serves queries without time (tiles, bbox-only pages), which are
+    # small in space: smaller groups decode less around them (ARCHITECTURE.md, "The space copy").
+    space_row_group_size: int = Field(default=1_024, ge=256, le=10_000_000)
     max_file_rows: int = Field(default=2_000_000, ge=1_000)
     hilbert_order: int = Field(default=20, ge=4, le=31)
     compression_level: int = Field(default=3, ge=1, le=22)

@@ -314,7 +314,7 @@ class GeoParquetBackend(StorageBackend):
         # table's schema metadata.
         geo_meta = records.geo_metadata(ds.spec, table, bbox)
         tmp = path.with_suffix(".parquet.tmp")
-        rgs = self.settings.row_group_size
+        rgs = self.settings.space_row_group_size if label.startswith(SPACE) else self.settings.row_group_size
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
         with pq.ParquetWriter(tmp, table.schema, compression="zstd",
                               compression_level=self.settings.compression_level, use_dictionary=strings,

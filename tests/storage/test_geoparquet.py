@@ -400,3 +400,15 @@ class TestGeoParquetSpaceCopy(StorageContract):
         assert k == 1 and len(t) == len(full)
         t, k = edited.query_sample("pts", 100_000, bbox=(116.0, 39.5, 117.0, 40.5))
         assert k == 1 and len(t) == len(full)
+
+    def test_space_copy_has_its_own_row_group_size(self, tmp_path: Path) -> None:
+        settings = Settings(row_group_size=1000, space_row_group_size=300, max_file_rows=8000, progress=False)
+        cube = self.make_cube(tmp_path, settings)
+        cube.create_dataset(POINTS)
+        cube.ingest("pts", points_frame(12_000, seed=4))
+        be = backend(cube)
+        ds = be.db.dataset("pts")
+        assert be._manifest(ds).rg_rows.max() == 1000
+        assert be._manifest(ds, gpq.SPACE).rg_rows.max() == 300
+        assert be._manifest(ds, gpq.sample_label(16)).rg_rows.max() <= 300
+        cube.close()
