@@ -64,6 +64,15 @@ MISMATCHES: list[str] = []
 FAILURES: list[str] = []
 
 
+def write_results(out_stem: Path | str, res: dict, md: str, log) -> None:
+    """Print the Markdown report and write it and the raw results beside the benchmark."""
+    log("\n" + md)
+    Path(out_stem).parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out_stem}.md").write_text(md + "\n")
+    Path(f"{out_stem}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    log(f"wrote {out_stem}.md and {out_stem}.json in {res['seconds_total']:.0f}s")
+
+
 def log(*a):
     print(*a, flush=True)
 
@@ -494,12 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     res["seconds_total"] = time.perf_counter() - t_start
     facts["loadavg_end"] = os.getloadavg()
 
-    md = render(res)
-    log("\n" + md)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    Path(f"{out_stem}.md").write_text(md + "\n")
-    Path(f"{out_stem}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
-    log(f"wrote {out_stem}.md and {out_stem}.json in {res['seconds_total']:.0f}s")
+    write_results(out_stem, res, render(res), log)
 
     if not a.keep_db:
         A.pg_drop_db()

@@ -488,7 +488,7 @@ def decode_tile(body: bytes) -> int:
 def check_tile(server, name: str, z: int, x: int, y: int, truth: Truth) -> dict:
     status, headers, body, _ = get(server.base, tile_path(server.name, name, z, x, y))
     if status == 404:
-        return _verdict(None, f"tile endpoint not available (HTTP 404)")
+        return _verdict(None, "tile endpoint not available (HTTP 404)")
     if status not in (200, 204):
         return _verdict(False, f"HTTP {status}: {body[:200].decode(errors='replace')}")
     n = decode_tile(body) if body else 0
@@ -675,12 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     res["targets"] = targets(res)
     res["failures"] = FAILURES
     res["seconds_total"] = time.perf_counter() - t_start
-    md = render(res)
-    log("\n" + md)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    Path(f"{out_stem}.md").write_text(md + "\n")
-    Path(f"{out_stem}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
-    log(f"wrote {out_stem}.md and {out_stem}.json in {res['seconds_total']:.0f}s")
+    BC.write_results(out_stem, res, render(res), log)
     return 1 if FAILURES else 0
 
 

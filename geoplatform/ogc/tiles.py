@@ -51,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from geoplatform.catalog.layers import LayerConfig
-from geoplatform.crs import resolve_crs, transform_geometries, transform_xy
+from geoplatform.crs import transform_geometries, transform_xy
 from geoplatform.cube.query import _bbox_in, plan_query, queryables, resolve_snapshot
 from geoplatform.errors import DatasetNotFound, InvalidParameterValue
 from geoplatform.ingest.geometry import points_from_wkb
@@ -401,20 +401,19 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         if fast is not None:
             return fast
     t, k = cube.query_sample(layer.dataset, s.max_features, bbox=qbox, bbox_crs=crs, **q)
-    matched = len(t) * k
-    thinned = None if k == 1 else (matched, len(t), 0, k)
-    if len(t) > s.max_features or k > 1:  # a sample is generalised: one feature per cell at most
-        # thinned on the stored bboxes (corners taken to the tile's CRS): only
-        # the features kept are decoded
+
+    def boxes() -> np.ndarray:
+        # the stored bboxes, corners taken to the tile's CRS: only the features kept are decoded
         bb = t.column("bbox").combine_chunks()
         b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
         x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
         x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
-        rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
-        keep, grid = mvt.thin_boxes(np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1),
-                                                     np.maximum(y0, y1)]), bounds, s.max_features, rank, s.extent)
+        return np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)])
+
+    matched = len(t) * k
+    keep, thinned = _thin(s, t, k, boxes, bounds)
+    if keep is not None:
         t = t.take(pa.array(keep))
-        thinned = (matched, len(keep), grid, k)
     geoms = shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False)) if len(t) else np.empty(0, object)
     geoms = transform_geometries(geoms, spec.storage_crs, crs)
     t = t.drop_columns(["bbox"])
@@ -440,14 +439,25 @@ def _point_layer(svc: TileService, cube: Any, layer: LayerConfig, spec: Any, tms
         return None
     x, y = transform_xy(xy[0], xy[1], spec.storage_crs, tms.crs_info.id)
     matched = len(t) * k
-    thinned = None if k == 1 else (matched, len(t), 0, k)
-    if len(t) > s.max_features or k > 1:  # a sample is generalised: one feature per cell at most
-        rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
-        keep, grid = mvt.thin_boxes(np.column_stack([x, y, x, y]), bounds, s.max_features, rank, s.extent)
+    keep, thinned = _thin(s, t, k, lambda: np.column_stack([x, y, x, y]), bounds)
+    if keep is not None:
         x, y, t = x[keep], y[keep], t.take(pa.array(keep))
-        thinned = (matched, len(keep), grid, k)
     geo = mvt.prepare_points(np.column_stack([x, y]), bounds, extent=s.extent, buffer=s.buffer)
     return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
+
+
+def _thin(s: TileSettings, t: pa.Table, k: int, boxes: Any, bounds: tuple[float, float, float, float]
+          ) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
+    """Which rows of ``t`` (a 1/k sample when k > 1) a tile keeps, None for all, and
+    what its Geoplatform-Tile-Thinned header reports. A layer over the cap, or a
+    sample (generalised already), keeps one feature per grid cell; ``boxes()``
+    gives the rows' (n, 4) bboxes in the tile's CRS."""
+    matched = len(t) * k
+    if len(t) <= s.max_features and k == 1:
+        return None, None
+    rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
+    keep, grid = mvt.thin_boxes(boxes(), bounds, s.max_features, rank, s.extent)
+    return keep, (matched, len(keep), grid, k)
 
 
 def _tile_layer(layer: LayerConfig, geo: Any, t: pa.Table, extent: int) -> mvt.TileLayer:
