@@ -36,5 +36,7 @@ class Settings(BaseSettings):
     progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")
     api_key: str | None = Field(default=None, description="Key that writes through the API must present "
                                 "(X-API-Key or Authorization: Bearer); None: the API takes no writes")
+    request_threads: int = Field(default=4, ge=1, le=256, description="Threads per server worker process that "
+                                 "answer requests (reading, rendering); more requests wait for one")
     debug: bool = Field(default=False, description="Server tracebacks in error responses; never on a public "
                         "server (geoplatform serve --debug)")

@@ -38,8 +38,13 @@ def serve(store: Path | None, host: str, port: int, workers: int, layers_dir: Pa
         os.environ["GEOPLATFORM_CATALOG"] = str(catalog)
     if debug:
         os.environ["GEOPLATFORM_DEBUG"] = "1"
-    uvicorn.run("geoplatform.ogc.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+    app = "geoplatform.ogc.app:app_from_env"
+    if workers == 1:
+        uvicorn.run(app, factory=True, host=host, port=port, log_level="info")
+    else:  # connections dealt to the workers in turn (geoplatform/ogc/workers.py)
+        from geoplatform.ogc.workers import serve as serve_workers
+
+        serve_workers(app, host=host, port=port, workers=workers, factory=True, log_level="info")
 
 
 @click.command("pygeoapi-config")

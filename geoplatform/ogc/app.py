@@ -13,12 +13,15 @@ ETag / If-Match; writes need the configured API key).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -329,6 +332,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
                   "description": str(exc.detail)}, status=exc.status_code)
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    # Requests do their work in anyio's worker threads. Its default of 40 threads lets
+    # every waiting request start at once: on a few cores they then share them in GIL
+    # convoys, and each new thread builds its own pyproj transformers (0.1 s or more
+    # each). A small fixed number of threads serves the same requests with less CPU.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.settings.request_threads
+    yield
+
+
 def create_app(settings: Settings | None = None, *, store: str | Path | None = None,
                catalog: Path | None = None, layers_dir: Path | None = None) -> Starlette:
     """The OGC API app over ``store`` (default ``settings.store``), publishing
@@ -342,6 +355,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         raise CatalogError(f"layer id {R.RECORDS!r} is reserved for the dataset catalog")
     app = Starlette(
         debug=settings.debug,
+        lifespan=_lifespan,
         routes=[
             Route("/", landing),
             Route("/conformance", conformance),
