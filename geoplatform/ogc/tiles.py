@@ -90,6 +90,9 @@ class TileSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEOPLATFORM_TILES_", extra="ignore")
 
     max_features: int = 20_000
+    #: A tile is read from a 1/k feature sample when the sample still holds about
+    #: this many features: on average one per 4 x 4 pixels of a 256-pixel tile.
+    sample_min_features: int = 4096
     extent: int = 4096
     buffer: int = 64
     simplify_pixels: float = 1.0
@@ -311,10 +314,9 @@ def _layer_doc(svc: TileService, cube: Any, tms: TileMatrixSet, layer: LayerConf
                        "tile has the header Geoplatform-Tile-Thinned. Where a tile without datetime or filter "
                        "meets far more features than the limit and the dataset keeps a space copy, it is made "
                        "from a 1/16 or 1/256 sample of the features chosen by feature id (the sparsest that "
-                       "still holds the limit), as tippecanoe drops a share of points per zoom level; its "
-                       "header then says sample=1/k and matched=~ an estimate. Lines and polygons are "
-                       "simplified to "
-                       f"{s.simplify_pixels:g} tile pixel; points never are."}
+                       f"still holds about {s.sample_min_features} features), as tippecanoe drops a share of "
+                       "points per zoom level; its header then says sample=1/k and matched=~ an estimate. Lines "
+                       f"and polygons are simplified to {s.simplify_pixels:g} tile pixel; points never are."}
     doc["links"] = [{"href": f"{base}/collections/{layer.id}", "rel": REL + "geodata", "type": JSON,
                      "title": doc["title"]}]
     return doc
@@ -400,25 +402,43 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         fast = _point_layer(svc, cube, layer, spec, tms, bounds, qbox, q)
         if fast is not None:
             return fast
-    t, k = cube.query_sample(layer.dataset, s.max_features, bbox=qbox, bbox_crs=crs, **q)
+    t, k = cube.query_sample(layer.dataset, s.sample_min_features, bbox=qbox, bbox_crs=crs, **q)
+    memo: list[np.ndarray] = []
 
     def boxes() -> np.ndarray:
         # the stored bboxes, corners taken to the tile's CRS: only the features kept are decoded
-        bb = t.column("bbox").combine_chunks()
-        b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
-        x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
-        x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
-        return np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)])
+        if not memo:
+            bb = t.column("bbox").combine_chunks()
+            b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
+            x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
+            x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
+            memo.append(np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1),
+                                         np.maximum(y0, y1)]))
+        return memo[0]
 
     matched = len(t) * k
     keep, thinned = _thin(s, t, k, boxes, bounds)
+    tolerance = s.simplify_pixels * s.extent / tms.matrix(z).tile_width
+    rows = np.arange(len(t)) if keep is None else keep
+    tiny = np.zeros(len(rows), bool)
+    if spec.geometry_type in ("Polygon", "MultiPolygon") and tolerance > 0 and len(rows):
+        # A polygon within the tolerance both ways simplifies to its box: drawn from the
+        # stored bbox, its geometry is never decoded (most of a low-zoom tile's buildings).
+        b = boxes()[rows]
+        unit = ((bounds[2] - bounds[0]) / s.extent, (bounds[3] - bounds[1]) / s.extent)
+        tiny = ((b[:, 2] - b[:, 0]) <= tolerance * unit[0]) & ((b[:, 3] - b[:, 1]) <= tolerance * unit[1])
     if keep is not None:
         t = t.take(pa.array(keep))
-    geoms = shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False)) if len(t) else np.empty(0, object)
+    full = np.flatnonzero(~tiny)
+    wkb = t.column("geometry").take(pa.array(full)) if len(full) < len(t) else t.column("geometry")
+    geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)) if len(full) else np.empty(0, object)
     geoms = transform_geometries(geoms, spec.storage_crs, crs)
-    t = t.drop_columns(["bbox"])
-    tolerance = s.simplify_pixels * s.extent / tms.matrix(z).tile_width
     geo = mvt.prepare(geoms, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance)
+    if tiny.any():
+        small = np.flatnonzero(tiny)
+        geo = mvt.concat([(geo, full), (mvt.prepare_boxes(boxes()[rows[small]], bounds, extent=s.extent,
+                                                           buffer=s.buffer), small)])
+    t = t.drop_columns(["bbox"])
     return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
 
 
@@ -430,7 +450,7 @@ def _point_layer(svc: TileService, cube: Any, layer: LayerConfig, spec: Any, tms
     (a low-zoom tile over a time series matches millions of points). None when the
     column is not plain 2D points; the general path then takes it."""
     s = svc.settings
-    t, k = cube.query_sample(layer.dataset, s.max_features, bbox=qbox, bbox_crs=tms.crs_info.id, **q)
+    t, k = cube.query_sample(layer.dataset, s.sample_min_features, bbox=qbox, bbox_crs=tms.crs_info.id, **q)
     t = t.drop_columns(["bbox"])
     if not len(t):
         return None

@@ -13,6 +13,7 @@ import httpx
 import mapbox_vector_tile
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import pytest
 import shapely
@@ -94,6 +95,33 @@ def test_polygons_are_clipped_and_wound_exterior_clockwise_on_screen() -> None:
     assert min(xs) == -64 and max(xs) == round(60 * 40.96)  # clipped at the buffer
 
 
+def test_tiny_polygons_are_drawn_as_their_boxes_on_whole_units() -> None:
+    bounds = (0.0, 0.0, 4096.0, 4096.0)  # one CRS unit is one tile unit; tile y runs down from 4096
+    polys = [shapely.box(10.2, 20.3, 13.7, 21.1), shapely.Polygon([(100.1, 100.1), (100.4, 100.1), (100.2, 100.3)]),
+             shapely.box(-90, 50, -80, 60), shapely.box(-70, 50, -60, 60)]  # the third is beyond the buffer
+    b = shapely.bounds(np.asarray(polys))
+    geo = mvt.prepare_boxes(b, bounds)
+    assert list(geo.keep) == [0, 1, 3]
+    layer = mvt.TileLayer("p", mvt.concat([(geo, np.array([5, 6, 7, 8]))]), pa.table({"n": np.arange(9)}))
+    got = decode(mvt.encode_tile([layer]))["p"]["features"]
+    assert [f["properties"]["n"] for f in got] == [5, 6, 8]
+    rings = [f["geometry"]["coordinates"][0] for f in got]
+    assert all(_shoelace(r) > 0 for r in rings)  # exterior: clockwise on screen
+    boxes = [(min(p[0] for p in r), min(p[1] for p in r), max(p[0] for p in r), max(p[1] for p in r)) for r in rings]
+    # widened outward to whole units (tile y = 4096 - y); the sub-unit triangle is one unit a side
+    assert boxes == [(10, 4096 - 22, 14, 4096 - 20), (100, 4096 - 101, 101, 4096 - 100), (-64, 4036, -60, 4046)]
+
+
+def test_concat_joins_parts_through_their_positions() -> None:
+    bounds = (0.0, 0.0, 100.0, 100.0)
+    big = mvt.prepare([shapely.box(10, 10, 60, 60)], bounds)
+    small = mvt.prepare_boxes(np.array([[1.0, 1.0, 1.01, 1.01], [2.0, 2.0, 2.01, 2.01]]), bounds)
+    geo = mvt.concat([(big, np.array([1])), (small, np.array([0, 2]))])
+    assert list(geo.keep) == [1, 0, 2] and list(np.diff(geo.offsets)) == [int(np.diff(big.offsets)[0]), 11, 11]
+    with pytest.raises(ValueError, match="MVT types"):
+        mvt.concat([(big, np.array([0])), (mvt.prepare([shapely.Point(1, 1)], bounds), np.array([1]))])
+
+
 def test_lines_keep_their_vertices_within_the_simplification_tolerance() -> None:
     bounds = (0.0, 0.0, 100.0, 100.0)
     t = np.linspace(0, 1, 400)
@@ -128,6 +156,19 @@ def test_gdal_reads_a_web_mercator_tile_where_its_features_are(tmp_path: Path) -
     got = pyogrio.read_dataframe(path, layer="polys").sort_values("n")
     dist = shapely.hausdorff_distance(np.asarray(got.geometry.array), polys[got["n"].to_numpy()])
     assert (dist <= 17 * pixel).all()  # one tile pixel of simplification, half a unit of snapping
+
+
+def test_timestamps_are_written_as_arrow_formats_them() -> None:
+    rng = np.random.default_rng(3)
+    secs = np.concatenate([rng.integers(-200 * 365 * 86400, 300 * 365 * 86400, 5000),
+                           [0, 951782400, 951868799, 4102444800, 253402300799, -62135596800]])
+    ts = pa.array(secs.astype("datetime64[s]").astype("datetime64[us]"), pa.timestamp("us", tz="UTC"))
+    ts = pc.if_else(pa.array(np.arange(len(secs)) % 7 != 3), ts, pa.scalar(None, ts.type))
+    arrow = pc.strftime(pc.cast(ts, pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
+    assert mvt.iso_seconds(ts).equals(arrow)
+    far = pa.array([253402300800 * 1_000_000], pa.timestamp("us", tz="UTC"))  # year 10000: Arrow's own way
+    assert mvt.iso_seconds(far).to_pylist() == pc.strftime(pc.cast(far, pa.timestamp("s", tz="UTC")),
+                                                           format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
 
 
 def test_varints_match_the_scalar_encoding() -> None:
@@ -202,6 +243,7 @@ def test_a_commit_invalidates_only_the_tiles_over_what_it_changed(city_store: Pa
 
 def test_the_feature_cap_thins_and_says_so(city_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEOPLATFORM_TILES_MAX_FEATURES", "500")
+    monkeypatch.setenv("GEOPLATFORM_TILES_SAMPLE_MIN_FEATURES", "500")
     client = TestClient(create_app(Settings(), store=city_store))
     meta = client.get("/collections/air-quality/tiles/WebMercatorQuad").json()
     assert meta["layers"][0]["featureLimit"]["maxFeaturesPerTile"] == 500
