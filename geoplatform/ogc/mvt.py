@@ -19,7 +19,7 @@ b'\\x1a'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,13 +94,22 @@ def geometry_type(geoms: np.ndarray) -> int:
 
 
 def prepare(geoms: Sequence[Any] | np.ndarray, bounds: Bounds, *, extent: int = EXTENT, buffer: int = 64,
-            tolerance: float = 16.0) -> TileGeometries:
+            tolerance: float = 16.0, convert: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+            | None = None) -> TileGeometries:
     """Clip, simplify and snap ``geoms`` (in the tile's CRS) to the tile grid.
 
     ``bounds`` is the tile's area (xmin, ymin, xmax, ymax); ``buffer`` is how
     far past the tile edge, in tile units, geometry is kept; ``tolerance`` is
     the simplification tolerance in tile units (points are never simplified).
-    Features left empty are dropped; ``keep`` says which survived.
+    ``convert``, if given, takes the geometries' x and y to the tile's CRS
+    first, in the same pass as the tile grid's. Features left empty are
+    dropped; ``keep`` says which survived.
+
+    Work that cannot improve a geometry is skipped: clipping one inside the
+    buffered tile, simplifying a two-point line, and simplifying a polygon of
+    one ring of four corners or fewer (topology-preserving simplification could
+    only fold a thin one into a triangle, which draws worse than the rectangle:
+    measured on 7,700 rectangles, 25 ms of a z14 tile's work).
     """
     geoms = np.asarray(geoms, dtype=object)
     present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -110,14 +119,31 @@ def prepare(geoms: Sequence[Any] | np.ndarray, bounds: Bounds, *, extent: int = 
         return _empty(gtype)
     geoms = geoms[idx]
     if gtype == _POINT and (shapely.get_type_id(geoms) == 0).all():
-        return _points(idx, shapely.get_coordinates(geoms), bounds, extent, buffer)
+        xy = shapely.get_coordinates(geoms)
+        if convert is not None:
+            xy = np.column_stack(convert(xy[:, 0], xy[:, 1]))
+        return _points(idx, xy, bounds, extent, buffer)
     x0, y1, sx, sy = _affine(bounds, extent)
-    geoms = shapely.transform(geoms, lambda c: np.column_stack([(c[:, 0] - x0) * sx, (y1 - c[:, 1]) * sy]))
+
+    def to_tile(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if convert is not None:
+            x, y = convert(x, y)
+        return (x - x0) * sx, (y1 - y) * sy
+
+    geoms = shapely.transform(geoms, to_tile, interleaved=False)
     lo, hi = -float(buffer), float(extent + buffer)
     if gtype != _POINT:
-        geoms = shapely.clip_by_rect(geoms, lo, lo, hi, hi)
+        b = shapely.bounds(geoms)
+        out = ~((b[:, 0] >= lo) & (b[:, 1] >= lo) & (b[:, 2] <= hi) & (b[:, 3] <= hi))
+        if out.any():
+            geoms = geoms.copy()
+            geoms[out] = shapely.clip_by_rect(geoms[out], lo, lo, hi, hi)
         if tolerance > 0:
-            geoms = shapely.simplify(geoms, tolerance, preserve_topology=gtype == _POLYGON)
+            n = shapely.get_num_coordinates(geoms)
+            more = n > (5 if gtype == _POLYGON else 2)  # (a hole or a second part makes more)
+            if more.any():
+                geoms = geoms.copy()
+                geoms[more] = shapely.simplify(geoms[more], tolerance, preserve_topology=gtype == _POLYGON)
     geoms = _snap(geoms)
     geoms = _only_family(geoms, gtype)
     if gtype == _POINT:  # multipoints: keep the members inside the buffered tile

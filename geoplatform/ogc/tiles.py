@@ -51,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from geoplatform.catalog.layers import LayerConfig
-from geoplatform.crs import transform_geometries, transform_xy
+from geoplatform.crs import transform_xy
 from geoplatform.cube.query import _bbox_in, plan_query, queryables, resolve_snapshot
 from geoplatform.errors import DatasetNotFound, InvalidParameterValue
 from geoplatform.ingest.geometry import points_from_wkb
@@ -432,8 +432,8 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
     full = np.flatnonzero(~tiny)
     wkb = t.column("geometry").take(pa.array(full)) if len(full) < len(t) else t.column("geometry")
     geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)) if len(full) else np.empty(0, object)
-    geoms = transform_geometries(geoms, spec.storage_crs, crs)
-    geo = mvt.prepare(geoms, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance)
+    geo = mvt.prepare(geoms, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance,
+                      convert=lambda x, y: transform_xy(x, y, spec.storage_crs, crs))  # (tiles are 2D)
     if tiny.any():
         small = np.flatnonzero(tiny)
         geo = mvt.concat([(geo, full), (mvt.prepare_boxes(boxes()[rows[small]], bounds, extent=s.extent,
