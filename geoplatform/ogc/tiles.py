@@ -316,7 +316,8 @@ def _layer_doc(svc: TileService, cube: Any, tms: TileMatrixSet, layer: LayerConf
                        "from a 1/16 or 1/256 sample of the features chosen by feature id (the sparsest that "
                        f"still holds about {s.sample_min_features} features), as tippecanoe drops a share of "
                        "points per zoom level; its header then says sample=1/k and matched=~ an estimate. Lines "
-                       f"and polygons are simplified to {s.simplify_pixels:g} tile pixel; points never are."}
+                       f"and polygons are simplified to {s.simplify_pixels:g} tile pixel, and a polygon within "
+                       "that both ways is drawn as its bounding box; points are never simplified."}
     doc["links"] = [{"href": f"{base}/collections/{layer.id}", "rel": REL + "geodata", "type": JSON,
                      "title": doc["title"]}]
     return doc
