@@ -476,7 +476,9 @@ def _thin(s: TileSettings, t: pa.Table, k: int, boxes: Any, bounds: tuple[float,
     matched = len(t) * k
     if len(t) <= s.max_features and k == 1:
         return None, None
-    rank = np.argsort(np.argsort(t.column("fid").to_numpy(zero_copy_only=False), kind="stable"))
+    fid = t.column("fid").to_numpy(zero_copy_only=False)
+    # integer ids order themselves; others by their rank (two sorts of every row matched)
+    rank = fid if fid.dtype.kind in "iu" else np.argsort(np.argsort(fid, kind="stable"))
     keep, grid = mvt.thin_boxes(boxes(), bounds, s.max_features, rank, s.extent)
     return keep, (matched, len(keep), grid, k)
 
