@@ -70,6 +70,7 @@ class HandoffServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, channel: socket.socket):
         super().__init__(config)
         self.channel = channel
+        self._handoffs: set[asyncio.Task[Any]] = set()  # held until done (the loop keeps weak references)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the app's lifespan; no socket of its own
@@ -96,7 +97,9 @@ class HandoffServer(uvicorn.Server):
             for fd in fds:
                 conn = socket.socket(fileno=fd)
                 conn.setblocking(False)
-                loop.create_task(loop.connect_accepted_socket(protocol, conn))
+                task = loop.create_task(loop.connect_accepted_socket(protocol, conn))
+                self._handoffs.add(task)
+                task.add_done_callback(self._handoffs.discard)
 
 
 def _worker(config_kwargs: dict[str, Any], channel: socket.socket) -> None:
