@@ -32,6 +32,7 @@ wraps them for Starlette.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -404,18 +405,15 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         if fast is not None:
             return fast
     t, k = cube.query_sample(layer.dataset, s.sample_min_features, bbox=qbox, bbox_crs=crs, **q)
-    memo: list[np.ndarray] = []
 
+    @functools.cache
     def boxes() -> np.ndarray:
         # the stored bboxes, corners taken to the tile's CRS: only the features kept are decoded
-        if not memo:
-            bb = t.column("bbox").combine_chunks()
-            b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
-            x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
-            x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
-            memo.append(np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1),
-                                         np.maximum(y0, y1)]))
-        return memo[0]
+        bb = t.column("bbox").combine_chunks()
+        b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
+        x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
+        x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
+        return np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)])
 
     matched = len(t) * k
     keep, thinned = _thin(s, t, k, boxes, bounds)
