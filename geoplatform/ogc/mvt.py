@@ -426,28 +426,49 @@ def _string_values(values: pa.Array) -> bytes:
     return out.tobytes()
 
 
-def _value_table(col: pa.Array) -> tuple[bytes, int] | None:
-    """The Layer ``values`` entries (field 4) of one column's distinct values, or
-    None for a type MVT has no value for."""
+def _value_table(col: pa.Array) -> bytes:
+    """The Layer ``values`` entries (field 4) of distinct non-null values of one
+    MVT value kind (see :func:`_value_kind`)."""
     t = col.type
     n = len(col)
     if n == 0:
-        return b"", 0
+        return b""
     if pa.types.is_floating(t):
+        v = col.to_numpy(zero_copy_only=False).astype("<f8")
+        f = v.astype("<f4")
+        if np.array_equal(f.astype("<f8"), v):
+            # every value is a float32 (NaN is null by now): float_value, exact and 4 bytes shorter
+            arr = np.empty((n, 7), np.uint8)
+            arr[:, 0], arr[:, 1], arr[:, 2] = 0x22, 5, 0x15
+            arr[:, 3:] = f.view(np.uint8).reshape(n, 4)
+            return arr.tobytes()
         arr = np.empty((n, 11), np.uint8)
         arr[:, 0], arr[:, 1], arr[:, 2] = 0x22, 9, 0x19
-        arr[:, 3:] = col.to_numpy(zero_copy_only=False).astype("<f8").view(np.uint8).reshape(n, 8)
-        return arr.tobytes(), n
+        arr[:, 3:] = v.view(np.uint8).reshape(n, 8)
+        return arr.tobytes()
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         raw = col.to_numpy(zero_copy_only=False)
         val = raw.astype(np.uint64) if pa.types.is_boolean(t) else _zigzag(raw)
         tag = 0x38 if pa.types.is_boolean(t) else 0x30  # bool_value / sint_value
         tokens = np.empty((n, 4), np.uint64)
         tokens[:, 0], tokens[:, 1], tokens[:, 2], tokens[:, 3] = 0x22, 1 + varint_sizes(val), tag, val
-        return varints(tokens.ravel()), n
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return _string_values(col), n
-    return None
+        return varints(tokens.ravel())
+    return _string_values(col)
+
+
+#: The Arrow type each MVT value kind is gathered in: a layer's value table is
+#: shared by its keys, so equal values of two columns are one entry.
+_KIND_TYPES = {"string": pa.large_string(), "double": pa.float64(), "sint": pa.int64(), "bool": pa.bool_()}
+
+
+def _value_kind(t: pa.DataType) -> str:
+    if pa.types.is_floating(t):
+        return "double"
+    if pa.types.is_integer(t):
+        return "sint"
+    if pa.types.is_boolean(t):
+        return "bool"
+    return "string"
 
 
 def iso_seconds(col: pa.Array) -> pa.Array:
@@ -502,41 +523,47 @@ def _as_mvt_column(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
 
 
 def _properties(table: pa.Table | None, keep: np.ndarray) -> tuple[list[str], bytes, np.ndarray, np.ndarray]:
-    """Keys, encoded values and per-feature tags of the kept rows."""
+    """Keys, encoded values and per-feature tags of the kept rows.
+
+    The value table is the layer's, shared by every key (as the MVT spec
+    allows and PostGIS's ST_AsMVT does): the columns of one value kind are
+    dictionary-encoded together, so an instant's equal ``valid_from`` and
+    ``valid_to`` are one string in the tile, not two.
+    """
     nf = len(keep)
     if table is None or table.num_columns == 0 or nf == 0:
         return [], b"", np.empty(0, np.uint64), np.zeros(nf + 1, np.int64)
     table = table.take(pa.array(keep))
-    keys: list[str] = []
-    values: list[bytes] = []
-    key_ids, value_ids = [], []
-    offset = 0
+    cols: list[tuple[str, str, pa.Array]] = []
     for name in table.column_names:
         col = _as_mvt_column(table.column(name))
         if col is None:
             continue
-        if pa.types.is_floating(col.type):
+        kind = _value_kind(col.type)
+        if kind == "double":
             col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
-        enc = pc.dictionary_encode(col)
-        table_bytes = _value_table(enc.dictionary)
-        if table_bytes is None:
-            continue
-        codes = enc.indices.to_numpy(zero_copy_only=False)
-        codes = np.where(enc.indices.is_valid().to_numpy(zero_copy_only=False), codes, -1).astype(np.int64)
-        keys.append(name)
-        values.append(table_bytes[0])
-        key_ids.append(np.full(nf, len(keys) - 1, np.int64))
-        value_ids.append(np.where(codes >= 0, codes + offset, -1))
-        offset += table_bytes[1]
-    if not keys:
+        cols.append((name, kind, col))
+    if not cols:
         return [], b"", np.empty(0, np.uint64), np.zeros(nf + 1, np.int64)
-    k = np.column_stack(key_ids)
-    v = np.column_stack(value_ids)
+    v = np.empty((nf, len(cols)), np.int64)
+    values: list[bytes] = []
+    offset = 0
+    for kind, typ in _KIND_TYPES.items():
+        these = [i for i, c in enumerate(cols) if c[1] == kind]
+        if not these:
+            continue
+        joined = pa.concat_arrays([cols[i][2].cast(typ) for i in these])
+        enc = pc.dictionary_encode(joined)
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        v[:, these] = np.where(codes >= 0, codes + offset, -1).reshape(len(these), nf).T
+        values.append(_value_table(enc.dictionary))
+        offset += len(enc.dictionary)
+    k = np.broadcast_to(np.arange(len(cols), dtype=np.int64), v.shape)
     present = v >= 0
     pairs = np.stack([k, v], axis=2)[present]  # row-major: feature by feature
     tags = pairs.reshape(-1).astype(np.uint64)
     counts = 2 * present.sum(axis=1)
-    return keys, b"".join(values), tags, np.concatenate([[0], np.cumsum(counts)])
+    return [c[0] for c in cols], b"".join(values), tags, np.concatenate([[0], np.cumsum(counts)])
 
 
 def encode_layer(layer: TileLayer) -> bytes:

@@ -84,6 +84,31 @@ def _shoelace(ring: list[list[float]]) -> float:
     return float(np.sum(a[:-1, 0] * a[1:, 1] - a[1:, 0] * a[:-1, 1]) / 2)
 
 
+def test_the_value_table_is_shared_by_keys_and_numbers_read_back_exactly() -> None:
+    bounds = (0.0, 0.0, 100.0, 100.0)
+    n = 300
+    rng = np.random.default_rng(5)
+    stamp = pa.array((1735689600 + np.arange(n)).astype("datetime64[s]").astype("datetime64[us]"),
+                     pa.timestamp("us", tz="UTC"))
+    single = rng.normal(size=n).astype(np.float32).astype(np.float64)  # float32 values held as doubles
+    double = rng.normal(size=n)
+    props = pa.table({"valid_from": stamp, "valid_to": stamp, "a": single, "b": double,
+                      "i": np.arange(n), "j": np.arange(n)})
+    geo = mvt.prepare(shapely.points(rng.uniform(1, 99, size=(n, 2))), bounds)
+    body = mvt.encode_tile([mvt.TileLayer("pts", geo, props, np.arange(n, dtype=np.uint64))])
+    # one entry per distinct value of a kind, whichever keys use it
+    assert body.count(b"2025-01-01T00:00:07Z") == 1
+    got = decode(body)["pts"]["features"]
+    assert len(got) == n
+    for f in got:
+        p, i = f["properties"], f["id"]
+        assert p["valid_from"] == p["valid_to"] == mvt.iso_seconds(stamp[i:i + 1])[0].as_py()
+        assert p["a"] == single[i] and p["b"] == double[i]  # exact: float_value only where it is lossless
+        assert p["i"] == p["j"] == i
+    unshared = sum(len(mvt.encode_tile([mvt.TileLayer("pts", geo, props.select([c]), None)])) for c in props.column_names)
+    assert len(body) < unshared
+
+
 def test_polygons_are_clipped_and_wound_exterior_clockwise_on_screen() -> None:
     bounds = (0.0, 0.0, 100.0, 100.0)
     donut = shapely.from_wkt("POLYGON((-50 10, 60 10, 60 90, -50 90, -50 10),(10 30, 40 30, 40 60, 10 60, 10 30))")
