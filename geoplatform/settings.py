@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     compression_level: int = Field(default=3, ge=1, le=22)
     fsync: bool = Field(default=True, description="fsync data files before a commit")
     lock_timeout_s: float = Field(default=600.0, gt=0)
+    compact_grace_s: float = Field(default=3600.0, ge=0, description="How long the files a compaction replaced "
+                                   "stay on disk for readers that still name them (seconds)")
     progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")
     api_key: str | None = Field(default=None, description="Key that writes through the API must present "
                                 "(X-API-Key or Authorization: Bearer); None: the API takes no writes")

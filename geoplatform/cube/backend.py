@@ -176,6 +176,13 @@ class StorageBackend(ABC):
         tell, which callers take as "anything may have changed"."""
         return None
 
+    def compact(self, name: str) -> dict[str, Any] | None:
+        """Rewrite what many small commits left scattered (a layout a backend
+        keeps for reading) without changing what any snapshot reads: no new
+        snapshot. Returns what was rewritten, None where there was nothing to
+        do; engines that manage their own storage do nothing."""
+        return None
+
     def close(self) -> None:
         """Release connections and caches."""
 

@@ -109,6 +109,16 @@ class Cube:
                            summary={"deleted": len(wanted)})
         return res.snapshot
 
+    def compact(self, name: str) -> dict[str, Any] | None:
+        """Rewrite the read layouts that many small commits scattered (the
+        embedded store's space copy and its samples) as one sorted run, so a
+        map tile reads one file instead of one per commit. Nothing any snapshot
+        reads changes, so no snapshot is made; returns, per layout rewritten,
+        its files before and after and its rows (None: nothing to do). Run it
+        after a bulk load, or from time to time on a dataset fed in many small
+        commits."""
+        return self.backend.compact(name)
+
     # reading ----------------------------------------------------------------
     def query(self, name: str, *, output: Output = "geodataframe", crs: str | None = None,
               **params: Any) -> "gpd.GeoDataFrame | pa.Table":

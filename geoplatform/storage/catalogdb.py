@@ -74,6 +74,15 @@ CREATE TABLE IF NOT EXISTS retired (
     PRIMARY KEY (file_id, row)
 );
 CREATE INDEX IF NOT EXISTS retired_snapshot ON retired(snapshot_id);
+CREATE TABLE IF NOT EXISTS layouts (
+    dataset_id INTEGER PRIMARY KEY,
+    gen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS garbage (
+    path TEXT PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    since_us INTEGER NOT NULL
+);
 """
 
 
@@ -202,6 +211,40 @@ class CatalogDB:
             con.execute("DELETE FROM snapshots WHERE dataset_id=?", ds)
             con.execute("DELETE FROM datasets WHERE id=?", ds)
         return paths
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: its statements see one state of the catalog
+        (WAL), even while a writer commits between them."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            yield con
+        finally:
+            con.execute("COMMIT")
+
+    def state(self, dataset_id: int) -> tuple[int, int]:
+        """The dataset's head snapshot and its layout generation, which a
+        compaction moves on (what any snapshot reads is unchanged; where it is, is not)."""
+        row = self.con.execute(
+            "SELECT (SELECT max(id) FROM snapshots WHERE dataset_id=?),"
+            " (SELECT gen FROM layouts WHERE dataset_id=?)", (dataset_id, dataset_id)).fetchone()
+        if row[0] is None:
+            raise StoreError(f"dataset {dataset_id} has no snapshot")
+        return int(row[0]), int(row[1] or 0)
+
+    def garbage(self, name: str, grace_s: float) -> set[str]:
+        """Files a compaction of dataset ``name`` replaced less than ``grace_s``
+        ago (kept for readers that still name them); older entries are forgotten,
+        so the next sweep deletes their files."""
+        cutoff = _now()[1] - int(grace_s * 1_000_000)
+        with self.transaction() as con:
+            ds = con.execute("SELECT id FROM datasets WHERE name=?", (name,)).fetchone()
+            if ds is None:
+                con.execute("DELETE FROM garbage WHERE dataset_id NOT IN (SELECT id FROM datasets)")
+                return set()
+            con.execute("DELETE FROM garbage WHERE dataset_id=? AND since_us<?", (ds[0], cutoff))
+            return {r[0] for r in con.execute("SELECT path FROM garbage WHERE dataset_id=?", ds)}
 
     def allocate_fids(self, dataset_id: int, n: int) -> int:
         with self.transaction() as con:

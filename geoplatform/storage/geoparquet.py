@@ -30,6 +30,16 @@ through all its versions), written and ended in the same commits. A scan that
 asks for a sample (``ScanRequest.sample_min_rows``: low-zoom map tiles, as
 tippecanoe drops a fixed share of points per zoom level) reads the sparsest one
 that still holds that many rows.
+
+Each commit writes its own space-copy files, so after many small commits a
+tile reads a row group or two in every one of them. ``compact`` rewrites the
+space copy and its samples as one Hilbert-sorted run (as Delta's OPTIMIZE or
+Iceberg's rewrite_data_files do): every row is kept, ended ones too, with its
+record start in a ``_record_from`` column, and the rows it ended are ended again
+at their new places with their own snapshots, so a query as of any snapshot
+reads exactly what it read before. The files it replaces stay on disk for
+``compact_grace_s`` (a reader in another process may still hold a manifest
+that names them) and are deleted by a later writer.
 """
 
 from __future__ import annotations
@@ -70,6 +80,8 @@ _TS = pa.timestamp("us", tz="UTC")
 SPACE = "space"
 #: The space copy's samples: 1/k of the features, by feature-id hash, labelled "space-k".
 SAMPLES = (16, 256)
+#: A compacted file's per-row record start (a snapshot id); other files start at their snapshot.
+RECORD_FROM = "_record_from"
 
 
 def sample_label(k: int) -> str:
@@ -88,6 +100,7 @@ class _Manifest:
     """The row groups of a dataset's files, as arrays, for pruning in numpy."""
 
     head: int
+    gen: int  # the layout generation it was read at (a compaction moves it on)
     file_ids: np.ndarray
     file_paths: dict[int, str]
     file_snapshot: dict[int, int]
@@ -248,6 +261,7 @@ class GeoParquetBackend(StorageBackend):
         base = self.root / "data" / name
         if not base.exists():
             return
+        keep = keep | self.db.garbage(name, self.settings.compact_grace_s)
         for path in base.rglob("*"):
             if path.is_file() and path.relative_to(self.root).as_posix() not in keep:
                 path.unlink(missing_ok=True)
@@ -370,34 +384,131 @@ class GeoParquetBackend(StorageBackend):
                             (spec.model_dump_json(by_alias=True), ds.id))
         return Snapshot(sid, ds.name, parent, datetime.fromisoformat(iso), operation, summary)
 
+    # compaction -------------------------------------------------------------
+    def compact(self, name: str) -> dict[str, Any] | None:
+        """Rewrite the space copy and each sample of it that lies in more files
+        than its rows need as one Hilbert-sorted run. No snapshot: what any
+        snapshot reads is unchanged (see the module docstring); the layout
+        generation moves on, so every reader rebuilds its manifest. Returns,
+        per layout rewritten, its files before and after and its rows; None
+        when nothing needed it (or the dataset keeps no space copy)."""
+        with self.writer(name) as w:
+            ds, parent = w.ds, w.parent
+            if not ds.spec.space_copy:
+                return None
+            jobs = []
+            for layout in (SPACE, *(sample_label(k) for k in SAMPLES)):
+                m = self._manifest(ds, layout)
+                rows = int(m.rg_rows.sum())
+                if len(m.file_ids) > max(1, -(-rows // self.settings.max_file_rows)):
+                    jobs.append((layout, m, *self._rewrite_layout(ds, layout, m)))
+            if not jobs:
+                return None
+            _, us = _now()
+            with self.db.transaction() as con:
+                if self.db.state(ds.id) != (parent, jobs[0][1].gen):
+                    raise CommitConflict(f"dataset {name!r} changed during its compaction", dataset=name)
+                con.execute("INSERT INTO layouts (dataset_id, gen) VALUES (?, 1)"
+                            " ON CONFLICT (dataset_id) DO UPDATE SET gen=gen+1", (ds.id,))
+                for layout, m, files, retired in jobs:
+                    old = [(int(f),) for f in m.file_ids]
+                    con.executemany("DELETE FROM retired WHERE file_id=?", old)
+                    con.executemany("DELETE FROM row_groups WHERE file_id=?", old)
+                    con.executemany("DELETE FROM files WHERE id=?", old)
+                    con.executemany("INSERT OR REPLACE INTO garbage (path, dataset_id, since_us) VALUES (?,?,?)",
+                                    [(m.file_paths[int(f)], ds.id, us) for f in m.file_ids])
+                    new_ids = []
+                    for f in files:
+                        new_ids.append(con.execute(
+                            "INSERT INTO files (dataset_id, snapshot_id, path, partition, rows, bytes,"
+                            " xmin, ymin, xmax, ymax, tmin, tmax) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            (ds.id, f["snapshot"], f["path"], f["partition"], f["rows"], f["bytes"], *f["bounds"],
+                             *f["t"])).lastrowid)
+                        con.executemany("INSERT INTO row_groups VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                        [(new_ids[-1], *rg) for rg in f["row_groups"]])
+                    file_no, row, snap = retired
+                    con.executemany("INSERT INTO retired (file_id, row, snapshot_id) VALUES (?,?,?)",
+                                    [(new_ids[int(a)], int(b), int(c)) for a, b, c in zip(file_no, row, snap)])
+            with self._lock:
+                self._manifests.clear()
+            return {layout: {"files_before": len(m.file_ids), "files_after": len(files),
+                             "rows": int(m.rg_rows.sum())} for layout, m, files, _ in jobs}
+
+    def _rewrite_layout(self, ds: DatasetRow, layout: str, m: _Manifest
+                        ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every row of ``layout``'s files, ended ones too, written sorted by
+        Hilbert key and valid time with its record start; returns the new
+        files' catalog rows and where each ended row now is (file number in
+        that list, row, the snapshot that ended it)."""
+        parts, rec, old_loc = [], [], []
+        for f in m.file_ids:
+            rel = m.file_paths[int(f)]
+            t = pq.read_table(self.root / rel)
+            if RECORD_FROM in t.column_names:
+                rec.append(t.column(RECORD_FROM).to_numpy())
+                t = t.drop_columns([RECORD_FROM])
+            else:
+                rec.append(np.full(len(t), m.file_snapshot[int(f)], np.int64))
+            old_loc.append((np.int64(f) << 32) | np.arange(len(t), dtype=np.int64))
+            parts.append(t.replace_schema_metadata(None))
+        table = pa.concat_tables(parts, promote_options="default")
+        recs, locs = np.concatenate(rec), np.concatenate(old_loc)
+        bbox = records.bbox_arrays(table)
+        curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
+        keys = curve.index((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0)
+        vf = records.times_us(table.column("valid_from"), MIN_US)
+        vt = records.times_us(table.column("valid_to"), MAX_US)
+        order = _sort_order(np.zeros(len(table), np.int64), keys, vf)
+        table = table.take(pa.array(order)).append_column(RECORD_FROM, pa.array(recs[order], pa.int64()))
+        bbox, vf, vt, recs, locs = bbox[:, order], vf[order], vt[order], recs[order], locs[order]
+        step = self.settings.max_file_rows
+        files = []
+        for s in range(0, len(table), step):
+            e = min(len(table), s + step)
+            f = self._write_one(ds, layout, table.slice(s, e - s), bbox[:, s:e], vf[s:e], vt[s:e])
+            f["snapshot"] = int(recs[s:e].min())  # the manifest takes a file from its first row's snapshot
+            files.append(f)
+        if self.settings.fsync:
+            _fsync(self.root / "data" / ds.name / layout)
+        # the ended rows, found at their new places
+        by_loc = np.argsort(locs)
+        old = (m.retired_file << 32) | m.retired_row
+        at = by_loc[np.searchsorted(locs, old, sorter=by_loc)]
+        if len(old) and not np.array_equal(locs[at], old):
+            raise StoreError(f"dataset {ds.name!r}: the {layout} copy does not hold the rows its catalog ends; "
+                             "nothing was compacted")
+        return files, (at // step, at % step, m.retired_snapshot)
+
     # reading ----------------------------------------------------------------
     def _manifest(self, ds: DatasetRow, layout: str = "") -> _Manifest:
         """The row groups of the dataset's files at its head: the time-partitioned
         files, or those of ``layout`` (the space copy, ``"space"``, or one of its
         samples, ``"space-16"``...)."""
-        head = self.db.head(ds.id)
+        state = self.db.state(ds.id)
         key = (ds.id, layout)
         with self._lock:
             cached = self._manifests.get(key)
-            if cached is not None and cached.head == head:
+            if cached is not None and (cached.head, cached.gen) == state:
                 return cached
-        con = self.db.con
         which, label = ("= ?", layout) if layout else ("NOT LIKE ?", SPACE + "%")
-        files = con.execute(f"SELECT id, path, snapshot_id FROM files WHERE dataset_id=? AND snapshot_id<=?"
-                            f" AND partition {which}", (ds.id, head, label)).fetchall()
-        rgs = con.execute(
-            "SELECT r.file_id, r.rg, r.row_offset, r.rows, f.snapshot_id, r.xmin, r.ymin, r.xmax, r.ymax,"
-            " r.tmin, r.tmax FROM row_groups r JOIN files f ON f.id=r.file_id"
-            f" WHERE f.dataset_id=? AND f.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.rg",
-            (ds.id, head, label)).fetchall()
-        ret = con.execute(
-            "SELECT r.file_id, r.row, r.snapshot_id FROM retired r JOIN files f ON f.id=r.file_id"
-            f" WHERE f.dataset_id=? AND r.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.row",
-            (ds.id, head, label)).fetchall()
+        # one read transaction: a compaction swaps files, and the three lists must agree
+        with self.db.reading() as con:
+            head, gen = self.db.state(ds.id)
+            files = con.execute(f"SELECT id, path, snapshot_id FROM files WHERE dataset_id=? AND snapshot_id<=?"
+                                f" AND partition {which}", (ds.id, head, label)).fetchall()
+            rgs = con.execute(
+                "SELECT r.file_id, r.rg, r.row_offset, r.rows, f.snapshot_id, r.xmin, r.ymin, r.xmax, r.ymax,"
+                " r.tmin, r.tmax FROM row_groups r JOIN files f ON f.id=r.file_id"
+                f" WHERE f.dataset_id=? AND f.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.rg",
+                (ds.id, head, label)).fetchall()
+            ret = con.execute(
+                "SELECT r.file_id, r.row, r.snapshot_id FROM retired r JOIN files f ON f.id=r.file_id"
+                f" WHERE f.dataset_id=? AND r.snapshot_id<=? AND f.partition {which} ORDER BY r.file_id, r.row",
+                (ds.id, head, label)).fetchall()
         arr = np.array(rgs, dtype=object).reshape(-1, 11)
         reta = np.array(ret, dtype=np.int64).reshape(-1, 3)
         m = _Manifest(
-            head=head,
+            head=head, gen=gen,
             file_ids=np.array([f[0] for f in files], np.int64),
             file_paths={f[0]: f[1] for f in files},
             file_snapshot={f[0]: f[2] for f in files},
@@ -429,6 +540,10 @@ class GeoParquetBackend(StorageBackend):
             self._metadata[rel] = md
         return md
 
+    def _per_row_record_from(self, rel: str) -> bool:
+        """Whether a file keeps each row's record start (a compacted file)."""
+        return RECORD_FROM in self._file_metadata(rel).schema.names
+
     def _read(self, spec: DatasetSpec, m: _Manifest, sel: np.ndarray, columns: list[str], request: ScanRequest,
               with_positions: bool) -> list[tuple[int, pa.Table]]:
         """Read the selected row groups, file by file, adding ``_loc`` where needed.
@@ -449,8 +564,9 @@ class GeoParquetBackend(StorageBackend):
             pf = pq.ParquetFile(self.root / rel, metadata=self._file_metadata(rel))
             retired_here = m.retired_file == fid
             need_pos = with_positions or bool(retired_here.any())
-            if selective:
-                t, pos = self._read_two_phase(spec, pf, m, pick, columns, request, need_pos)
+            per_row = self._per_row_record_from(rel)
+            if selective or per_row:
+                t, pos = self._read_two_phase(spec, pf, m, pick, columns, request, need_pos, per_row)
             else:
                 t = pf.read_row_groups([int(i) for i in m.rg_index[pick]],
                                        columns=records.physical_columns(spec, columns), use_threads=True)
@@ -476,13 +592,23 @@ class GeoParquetBackend(StorageBackend):
         return [(s, t) for s, t in parts if len(t)]
 
     def _read_two_phase(self, spec: DatasetSpec, pf: pq.ParquetFile, m: _Manifest, pick: np.ndarray,
-                        columns: list[str], request: ScanRequest,
-                        need_pos: bool) -> tuple[pa.Table, np.ndarray | None]:
+                        columns: list[str], request: ScanRequest, need_pos: bool,
+                        per_row: bool = False) -> tuple[pa.Table, np.ndarray | None]:
+        """The bbox, time (and fid) columns of the row groups ``pick``, then the
+        other columns of the row groups with a match. A compacted file's
+        ``_record_from`` is read in the first phase: a row recorded after the
+        snapshot asked for is not there yet; it comes out as ``record_from``."""
         phys = records.physical_columns(spec, columns)
         keys = [c for c in phys if c.split(".")[0] in _FILTER_COLUMNS or (c == "fid" and request.fids is not None)]
         rest = [c for c in phys if c not in keys]
-        t1 = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=keys, use_threads=True)
+        t1 = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=keys + [RECORD_FROM] * per_row,
+                                use_threads=True)
         mask = records.row_mask(t1, request)
+        rec = None
+        if per_row:
+            rec = t1.column(RECORD_FROM)
+            t1 = t1.drop_columns([RECORD_FROM])
+            mask &= rec.to_numpy() <= request.snapshot
         sizes = m.rg_rows[pick]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         hit = np.add.reduceat(mask, starts) > 0 if len(mask) else np.zeros(0, bool)
@@ -491,14 +617,18 @@ class GeoParquetBackend(StorageBackend):
             return empty, (np.empty(0, np.int64) if need_pos else None)
         rows = np.concatenate([np.arange(a, a + n) for a, n, h in zip(starts, sizes, hit) if h])
         keep = mask[rows]
-        t1 = t1.take(pa.array(rows[keep]))
+        taken = pa.array(rows[keep])
+        t1 = t1.take(taken)
         if rest:
             t2 = pf.read_row_groups([int(i) for i in m.rg_index[pick[hit]]], columns=rest, use_threads=True)
             t2 = t2.filter(pa.array(keep))
             for name in t2.column_names:
                 t1 = t1.append_column(name, t2.column(name))
         pos = _positions(m, pick)[rows[keep]] if need_pos else None
-        return records.logical_table(spec, t1, columns), pos
+        out = records.logical_table(spec, t1, columns)
+        if rec is not None:
+            out = out.append_column("record_from", rec.take(taken))
+        return out, pos
 
     def scan(self, name: str, request: ScanRequest) -> pa.Table:
         ds = self.db.dataset(name)

@@ -174,7 +174,8 @@ def finish_scan(parts: list[tuple[int, pa.Table]], schema: pa.Schema, with_posit
     for snapshot, t in parts:
         if not len(t):
             continue
-        t = t.append_column("record_from", pa.array(np.full(len(t), snapshot, np.int64)))
+        if "record_from" not in t.column_names:  # a compacted file's rows carry their own
+            t = t.append_column("record_from", pa.array(np.full(len(t), snapshot, np.int64)))
         if with_positions:
             t = t.select([n for n in out_schema.names])
         else:

@@ -103,3 +103,21 @@ def test_console_script_is_installed() -> None:
     assert exe is not None
     res = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True)
     assert "dataset" in res.stdout and "query" in res.stdout
+
+
+def test_compact(files: dict[str, Path], tmp_path: Path) -> None:
+    store = str(files["store"])
+    spec = tmp_path / "copy.yaml"
+    spec.write_text(files["spec"].read_text(encoding="utf-8") + "space_copy: true\n", encoding="utf-8")
+    run("dataset", "create", "incidents", "--spec", str(spec), "--store", store)
+    g = gpd.read_file(files["src"])
+    for i in range(3):  # three commits: three space-copy files
+        part = files["src"].with_name(f"part{i}.geojson")
+        g.iloc[i:i + 1].to_file(part, driver="GeoJSON")
+        run("dataset", "ingest", "incidents", str(part), "--store", store)
+    before = run("query", "incidents", "--store", store, "--bbox", "108.9,34.2,109.1,34.4")
+    out = run("dataset", "compact", "incidents", "--store", store)
+    assert "compacted space from 3 files to 1" in out
+    assert run("query", "incidents", "--store", store, "--bbox", "108.9,34.2,109.1,34.4") == before
+    assert "nothing to compact" in run("dataset", "compact", "incidents", "--store", store)
+    run("dataset", "compact", "nosuch", "--store", store, ok=False)

@@ -412,3 +412,127 @@ class TestGeoParquetSpaceCopy(StorageContract):
         assert be._manifest(ds, gpq.SPACE).rg_rows.max() == 300
         assert be._manifest(ds, gpq.sample_label(16)).rg_rows.max() <= 300
         cube.close()
+
+
+class TestGeoParquetCompacted(TestGeoParquetSpaceCopy):
+    """The contract and the space-copy tests again, with the space copy compacted after every write:
+    a compacted copy must answer every query, as of every snapshot, as the copy it replaced."""
+
+    def make_cube(self, tmp_path: Path, settings: Settings | None = None) -> Cube:
+        cube = super().make_cube(tmp_path, settings)
+        ingest, delete = cube.ingest, cube.delete_features
+
+        def ingest_then_compact(name: str, *a: Any, **k: Any) -> Any:
+            out = ingest(name, *a, **k)
+            cube.compact(name)
+            return out
+
+        def delete_then_compact(name: str, *a: Any, **k: Any) -> Any:
+            out = delete(name, *a, **k)
+            cube.compact(name)
+            return out
+
+        cube.ingest = ingest_then_compact  # type: ignore[method-assign]
+        cube.delete_features = delete_then_compact  # type: ignore[method-assign]
+        return cube
+
+
+class TestCompaction:
+    settings = Settings(row_group_size=1000, space_row_group_size=300, progress=False)
+
+    def cube(self, tmp_path: Path, **kw: Any) -> Cube:
+        cube = open_cube(tmp_path / "store", settings=self.settings.model_copy(update=kw), backend="geoparquet")
+        cube.create_dataset(spec(POINTS, space_copy=True))
+        base = points_frame(6000, seed=1)
+        for i in range(4):  # four commits: four files in the space copy, each over the whole area
+            part = base.iloc[i * 1500:(i + 1) * 1500].copy()
+            if i:
+                upd = base.iloc[:(i * 1500):11].copy()
+                upd["v"] = upd["v"] + i
+                part = pd.concat([part, upd], ignore_index=True)
+            cube.ingest("pts", part)
+        cube.delete_features("pts", [f"f{i}" for i in range(0, 3000, 13)])
+        return cube
+
+    @staticmethod
+    def answers(cube: Cube) -> dict[tuple[int, int, str], pa.Table]:
+        """What the space copy and the samples answer, as of every snapshot, for boxes and whole."""
+        be = backend(cube)
+        ds = be.db.dataset("pts")
+        rng = np.random.default_rng(2)
+        boxes = [None, *((x, y, x + 0.1, y + 0.1) for x, y in rng.uniform([116.0, 39.5], [116.9, 40.4], (8, 2)))]
+        out = {}
+        for snap in [s.id for s in cube.snapshots("pts")]:
+            for i, box in enumerate(boxes):
+                req = gpq.ScanRequest(snapshot=snap, bbox=box, columns=("v",))
+                for layout in (gpq.SPACE, *(gpq.sample_label(k) for k in gpq.SAMPLES)):
+                    t = be._scan(ds, be._manifest(ds, layout), req, with_positions=False)
+                    out[snap, i, layout] = t.sort_by([("fid", "ascending"), ("version", "ascending")])
+        return out
+
+    def test_every_snapshot_reads_the_same_from_fewer_files(self, tmp_path: Path) -> None:
+        cube = self.cube(tmp_path)
+        be = backend(cube)
+        ds = be.db.dataset("pts")
+        before = self.answers(cube)
+        snaps = cube.snapshots("pts")
+        assert len(be._manifest(ds, gpq.SPACE).file_ids) == 4
+        done = cube.compact("pts")
+        assert done is not None and done[gpq.SPACE]["files_before"] == 4 and done[gpq.SPACE]["files_after"] == 1
+        assert cube.snapshots("pts") == snaps  # no new snapshot: nothing anyone reads changed
+        sm = be._manifest(ds, gpq.SPACE)
+        assert len(sm.file_ids) == 1 and len(sm.retired_row) == len(be._manifest(ds).retired_row) > 0
+        assert be._space_manifest(ds, be._manifest(ds)) is sm  # queries still take it
+        after = self.answers(cube)
+        assert before.keys() == after.keys()
+        for k in before:
+            assert after[k].equals(before[k]), k  # record_from included: each row keeps its own
+        # sorted by space: neighbouring rows are near each other, so a small box reads few row groups
+        small = gpq.ScanRequest(snapshot=sm.head, bbox=(116.4, 39.9, 116.45, 39.95))
+        assert len(gpq._prune(sm, small)) <= 3
+        assert cube.compact("pts") is None  # nothing left to do
+
+    def test_writes_after_compaction_end_records_in_both_copies(self, tmp_path: Path) -> None:
+        cube = self.cube(tmp_path)
+        cube.compact("pts")
+        upd = points_frame(6000, seed=1).iloc[5::17].copy()
+        upd["v"] = -5.0
+        cube.ingest("pts", upd)
+        cube.delete_features("pts", ["f6", "f7"])
+        be = backend(cube)
+        ds = be.db.dataset("pts")
+        m = be._manifest(ds)
+        assert be._space_manifest(ds, m) is not None
+        for snap in [s.id for s in cube.snapshots("pts")]:
+            req = gpq.ScanRequest(snapshot=snap, columns=("v",))
+            want = be._scan(ds, m, req, with_positions=False).sort_by([("fid", "ascending")])
+            got = be._scan(ds, be._manifest(ds, gpq.SPACE), req, with_positions=False).sort_by([("fid", "ascending")])
+            assert got.equals(want), snap
+        assert cube.get("pts", "f5")["v"].iat[0] == -5.0
+        assert len(cube.history("pts", "f5")) == 2  # loaded in the first commit, changed after compaction
+
+    def test_replaced_files_stay_for_their_grace_then_go(self, tmp_path: Path) -> None:
+        cube = self.cube(tmp_path)
+        be = backend(cube)
+        ds = be.db.dataset("pts")
+        stale = be._manifest(ds, gpq.SPACE)  # as a reader in another process may still hold it
+        cube.compact("pts")
+        req = gpq.ScanRequest(snapshot=stale.head, bbox=(116.0, 39.5, 116.5, 40.0), columns=("v",))
+        assert len(be._scan(ds, stale, req, with_positions=False)) > 0  # its files are still there
+        cube.ingest("pts", points_frame(10, seed=9, start=90_000))  # a writer sweeps: within the grace, they stay
+        assert all((be.root / p).exists() for p in stale.file_paths.values())
+        cube.close()
+        cube = open_cube(tmp_path / "store", settings=self.settings.model_copy(update={"compact_grace_s": 0}),
+                         backend="geoparquet")
+        cube.ingest("pts", points_frame(10, seed=10, start=91_000))
+        assert not any((backend(cube).root / p).exists() for p in stale.file_paths.values())
+        assert set(p.relative_to(backend(cube).root).as_posix() for p in data_files(backend(cube).root)) == \
+            catalog_paths(cube)
+        cube.close()
+
+    def test_a_dataset_without_a_space_copy_has_nothing_to_compact(self, tmp_path: Path) -> None:
+        cube = open_cube(tmp_path / "store", settings=self.settings, backend="geoparquet")
+        cube.create_dataset(POINTS)
+        cube.ingest("pts", points_frame(100, seed=1))
+        assert cube.compact("pts") is None
+        cube.close()
