@@ -108,6 +108,7 @@ class TileService:
     sets: dict[str, TileMatrixSet]
     cache: TileCache
     _extents: dict[tuple[str, int], Any] = field(default_factory=dict)
+    _limits: dict[tuple[Any, ...], dict[str, tuple[int, int, int, int]]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: TileSettings | None = None) -> "TileService":
@@ -145,7 +146,20 @@ class TileService:
 
     def limits(self, cube: Any, tms: TileMatrixSet, layer: LayerConfig,
                snapshot: int) -> dict[str, tuple[int, int, int, int]]:
-        """tileMatrixSetLimits: per served tile matrix, (min row, max row, min col, max col)."""
+        """tileMatrixSetLimits: per served tile matrix, (min row, max row, min col, max col)
+        (cached per snapshot: every tile request checks its tile against them)."""
+        spec = cube.dataset(layer.dataset)
+        key = (tms.id, layer.id, layer.dataset, snapshot, layer.tiles.min_zoom, layer.tiles.max_zoom,
+               spec.storage_crs)
+        got = self._limits.get(key)
+        if got is None:
+            if len(self._limits) > 4096:
+                self._limits.clear()
+            got = self._limits[key] = self._compute_limits(cube, tms, layer, snapshot)
+        return got
+
+    def _compute_limits(self, cube: Any, tms: TileMatrixSet, layer: LayerConfig,
+                        snapshot: int) -> dict[str, tuple[int, int, int, int]]:
         spec = cube.dataset(layer.dataset)
         ext = self.extent(cube, layer.dataset, snapshot)
         box = None if ext is None else _bbox_in(ext, spec.storage_crs, tms.crs_info.id)

@@ -106,6 +106,7 @@ class CatalogDB:
         self.path = path
         self.busy_timeout_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
+        self._rows: dict[tuple[int, str, str], DatasetRow] = {}
         self.con.executescript(_DDL)  # idempotent; executescript commits on its own
         with self.transaction() as con:
             row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -178,8 +179,15 @@ class CatalogDB:
             "SELECT id, name, spec, key_bounds FROM datasets WHERE name=?", (name,)).fetchone()
         if row is None:
             raise DatasetNotFound(f"no dataset named {name!r}", dataset=name)
-        return DatasetRow(row[0], row[1], DatasetSpec.model_validate_json(row[2]),
-                          tuple(json.loads(row[3])))
+        # A request asks for its dataset several times; validating the spec is most of the cost.
+        key = (row[0], row[2], row[3])
+        got = self._rows.get(key)
+        if got is None:
+            got = DatasetRow(row[0], row[1], DatasetSpec.model_validate_json(row[2]), tuple(json.loads(row[3])))
+            if len(self._rows) > 256:
+                self._rows.clear()
+            self._rows[key] = got
+        return got
 
     def datasets(self) -> list[DatasetRow]:
         rows = self.con.execute("SELECT id, name, spec, key_bounds FROM datasets ORDER BY name").fetchall()
