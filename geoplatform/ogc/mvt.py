@@ -162,6 +162,116 @@ def prepare(geoms: Sequence[Any] | np.ndarray, bounds: Bounds, *, extent: int = 
     return _encode_paths(idx, xy, [np.asarray(o, np.int64) for o in offsets], gtype)
 
 
+def prepare_wkb(wkb: pa.Array | pa.ChunkedArray, bounds: Bounds, *, extent: int = EXTENT, buffer: int = 64,
+                tolerance: float = 16.0, convert: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+                | None = None) -> TileGeometries:
+    """:func:`prepare` for a WKB column; ``keep`` indexes it.
+
+    Polygons of one ring of four corners or fewer (a building footprint, a
+    parcel, a rotated rectangle) that lie inside the buffered tile and stay
+    strictly convex on the tile grid are read from the WKB bytes and snapped
+    in numpy: :func:`prepare` would not clip or simplify them, a strictly
+    convex ring is valid, so GEOS has nothing to add (measured: 38 of a z14
+    tile's 74 ms went to GEOS for 4,000 rectangles). Every other row takes
+    :func:`prepare`'s path.
+    """
+    arr = wkb.combine_chunks() if isinstance(wkb, pa.ChunkedArray) else wkb
+    n = len(arr)
+    fast = _convex_quads(arr, bounds, extent, buffer, convert) if n else None
+    if fast is None:
+        geoms = shapely.from_wkb(arr.to_numpy(zero_copy_only=False)) if n else np.empty(0, object)
+        return prepare(geoms, bounds, extent=extent, buffer=buffer, tolerance=tolerance, convert=convert)
+    rows, geo = fast
+    rest = np.setdiff1d(np.arange(n), rows, assume_unique=True)
+    if not len(rest):
+        return concat([(geo, rows)])
+    slow = prepare(shapely.from_wkb(arr.take(pa.array(rest)).to_numpy(zero_copy_only=False)), bounds,
+                   extent=extent, buffer=buffer, tolerance=tolerance, convert=convert)
+    if len(slow) and slow.gtype != _POLYGON:
+        # other geometry types in the column: one pass for all, as prepare decides the layer's type
+        geoms = shapely.from_wkb(arr.to_numpy(zero_copy_only=False))
+        return prepare(geoms, bounds, extent=extent, buffer=buffer, tolerance=tolerance, convert=convert)
+    return concat([(geo, rows), (slow, rest)])
+
+
+def _cross(ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+    return ax * by - ay * bx
+
+
+def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
+                  convert: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+                  ) -> tuple[np.ndarray, TileGeometries] | None:
+    """The rows of ``arr`` that are 2D little-endian one-ring polygons of 4 or 5
+    WKB points, inside the buffered tile and strictly convex once snapped, and
+    their encoded geometries (exterior positive, first vertex kept); None when
+    the column is not plain WKB or holds no such row."""
+    if arr.type not in (pa.binary(), pa.large_binary()):
+        return None
+    off = np.frombuffer(arr.buffers()[1], np.int64 if arr.type == pa.large_binary() else np.int32)
+    off = off[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+    if arr.buffers()[2] is None:
+        return None
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    size = np.diff(off)
+    cand = np.flatnonzero((size == 13 + 16 * 4) | (size == 13 + 16 * 5))
+    if arr.null_count:
+        cand = cand[arr.is_valid().to_numpy(zero_copy_only=False)[cand]]
+    if not len(cand):
+        return None
+    head = np.ascontiguousarray(data[off[cand][:, None] + np.arange(13)])
+    words = np.ascontiguousarray(head[:, 1:13]).view("<u4")  # type, rings, points
+    k = words[:, 2].astype(np.int64)
+    ok = (head[:, 0] == 1) & (words[:, 0] == 3) & (words[:, 1] == 1) & (size[cand] == 13 + 16 * k)
+    cand, k = cand[ok], k[ok]
+    if not len(cand):
+        return None
+    # the coordinates, k points each (the last repeats the first), as one array
+    start = off[cand] + 13
+    pos = _ragged_positions(start, 16 * k)
+    xy = np.ascontiguousarray(data[pos]).view("<f8").reshape(-1, 2)
+    x, y = xy[:, 0], xy[:, 1]
+    if convert is not None:
+        x, y = convert(x, y)
+    x0, y1, sx, sy = _affine(bounds, extent)
+    tx, ty = (x - x0) * sx, (y1 - y) * sy
+    # four corners per row: a 4-point ring (a triangle) repeats its first corner as the fourth
+    first = np.concatenate([[0], np.cumsum(k)])[:-1]
+    corner = first[:, None] + np.minimum(np.arange(4), k[:, None] - 1)
+    corner[k == 4, 3] = first[k == 4]  # triangle: (a, b, c, a)
+    cx, cy = tx[corner], ty[corner]
+    lo, hi = -float(buffer), float(extent + buffer)
+    # (NaN fails every comparison) inside before snapping, as prepare decides what to clip
+    inside = ((cx >= lo) & (cx <= hi) & (cy >= lo) & (cy <= hi)).all(axis=1)
+    cx, cy = np.rint(cx), np.rint(cy)
+    tri = k == 4
+    # edges and turns; a triangle's repeated corner makes a zero edge, so it is judged on its three
+    ex, ey = np.roll(cx, -1, axis=1) - cx, np.roll(cy, -1, axis=1) - cy
+    turn = _cross(ex, ey, np.roll(ex, -1, axis=1), np.roll(ey, -1, axis=1))
+    turn_tri = turn[:, :2]  # a->b->c and b->c->a
+    quad_ok = ((turn > 0).all(axis=1) | (turn < 0).all(axis=1))
+    tri_ok = ((turn_tri > 0).all(axis=1) | (turn_tri < 0).all(axis=1))
+    good = inside & np.where(tri, tri_ok, quad_ok)
+    if not good.any():
+        return None
+    cx, cy, tri, turn = cx[good], cy[good], tri[good], turn[good]
+    rows = cand[good]
+    nv = np.where(tri, 3, 4)
+    # exterior rings have a positive surveyor's area in tile coordinates (y down): the turns say
+    # which way a ring goes; a reversed ring keeps its first corner
+    flip = turn[:, 0] < 0
+    order = np.where(flip[:, None], np.array([0, 3, 2, 1]), np.arange(4))
+    order[flip & tri] = np.array([0, 2, 1, 3])
+    cx, cy = np.take_along_axis(cx, order, 1), np.take_along_axis(cy, order, 1)
+    # ragged vertex lists with the closing vertex (what _encode_paths takes)
+    sel = np.arange(5)[None, :] < (nv + 1)[:, None]
+    ring_x = np.concatenate([cx, cx[:, :1]], axis=1)  # a triangle's fourth corner is its first already
+    ring_y = np.concatenate([cy, cy[:, :1]], axis=1)
+    coords = np.column_stack([ring_x[sel], ring_y[sel]]).astype(np.int64)
+    ring_off = np.concatenate([[0], np.cumsum(nv + 1)])
+    geo = _encode_paths(np.arange(len(rows)), coords, [ring_off, np.arange(len(rows) + 1)], _POLYGON)
+    return rows, geo
+
+
 def _snap(geoms: np.ndarray) -> np.ndarray:
     """Snap to the integer tile grid, keeping geometries valid.
 
@@ -172,7 +282,9 @@ def _snap(geoms: np.ndarray) -> np.ndarray:
     snapped = shapely.set_precision(geoms, 1.0, mode="pointwise")
     bad = ~shapely.is_valid(snapped)
     if bad.any():
-        snapped[bad] = shapely.set_precision(geoms[bad], 1.0)
+        # an invalid stored geometry (kept by on_invalid="warn": a bow-tie, say) is made
+        # valid first: snap-rounding stops at its self-intersection
+        snapped[bad] = shapely.set_precision(shapely.make_valid(geoms[bad]), 1.0)
     return snapped
 
 

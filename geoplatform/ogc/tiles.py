@@ -44,7 +44,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import shapely
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -444,9 +443,8 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         t = t.take(pa.array(keep))
     full = np.flatnonzero(~tiny)
     wkb = t.column("geometry").take(pa.array(full)) if len(full) < len(t) else t.column("geometry")
-    geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)) if len(full) else np.empty(0, object)
-    geo = mvt.prepare(geoms, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance,
-                      convert=lambda x, y: transform_xy(x, y, spec.storage_crs, crs))  # (tiles are 2D)
+    geo = mvt.prepare_wkb(wkb, bounds, extent=s.extent, buffer=s.buffer, tolerance=tolerance,
+                          convert=lambda x, y: transform_xy(x, y, spec.storage_crs, crs))  # (tiles are 2D)
     if tiny.any():
         small = np.flatnonzero(tiny)
         geo = mvt.concat([(geo, full), (mvt.prepare_boxes(boxes()[rows[small]], bounds, extent=s.extent,
