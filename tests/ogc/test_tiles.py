@@ -185,9 +185,19 @@ def test_the_wkb_path_draws_what_the_geometry_path_draws() -> None:
             slow = mvt.prepare(shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)), bounds, tolerance=tolerance,
                                convert=convert)
             a, b = shapes(fast), shapes(slow)
-            assert a.keys() == b.keys() and len(a) > 1000
-            differ = [i for i in a if not a[i].equals(b[i])]
-            assert differ == []
+            assert len(a) > 1000
+            # the same inside the tile; the numpy path does not cut at the buffer, so past the
+            # tile edge it may hold more (and a polygon that only its bbox brings near)
+            tile = shapely.box(0, 0, 4096, 4096)
+            empty = shapely.Polygon()
+            for i in a.keys() | b.keys():
+                ga, gb = a.get(i, empty).intersection(tile), b.get(i, empty).intersection(tile)
+                if ga.is_empty or gb.is_empty:
+                    assert ga.area < 1 and gb.area < 1, i
+                else:
+                    # snapped before or after the cut: a few units apart at most (16 units a pixel)
+                    assert ga.hausdorff_distance(gb) <= 2.5, i
+            assert set(b) <= set(a)
     # the numpy path took most of them, and its rings come out exterior-positive (y down) like prepare's
     rows, geo = mvt._convex_quads(wkb, bounds, 4096, 64, None)
     assert len(rows) > 400  # of the 2,100 quads and triangles; the rest are sub-unit, outside or cut
