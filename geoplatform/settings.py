@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     compression_level: int = Field(default=3, ge=1, le=22)
     fsync: bool = Field(default=True, description="fsync data files before a commit")
     lock_timeout_s: float = Field(default=600.0, gt=0)
+    read_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description="Decoded row groups each process "
+                                  "keeps for small reads (tiles, pages); 0 turns the cache off")
     compact_grace_s: float = Field(default=3600.0, ge=0, description="How long the files a compaction replaced "
                                    "stay on disk for readers that still name them (seconds)")
     progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")

@@ -650,11 +650,14 @@ def _properties(table: pa.Table | None, keep: np.ndarray) -> tuple[list[str], by
     nf = len(keep)
     if table is None or table.num_columns == 0 or nf == 0:
         return [], b"", np.empty(0, np.uint64), np.zeros(nf + 1, np.int64)
-    # a column that is another's (an instant's valid_to is its valid_from) is converted once
-    seen: dict[tuple[Any, ...], int] = {}
-    origin = [seen.setdefault((str(c.type), *((k.offset, len(k), *(0 if b is None else b.address for b in k.buffers()))
-                                              for k in c.chunks)), i)
-              for i, c in enumerate(table.columns)]
+    # a column equal to an earlier one (an instant's valid_to, its valid_from) is converted once
+    columns = table.columns
+    origin = list(range(len(columns)))
+    for i, c in enumerate(columns):
+        for j in range(i):
+            if origin[j] == j and columns[j].type == c.type and columns[j].equals(c):
+                origin[i] = j
+                break
     table = table.take(pa.array(keep))
     cols: list[tuple[str, str, pa.Array]] = []
     done: dict[int, tuple[str, pa.Array] | None] = {}

@@ -50,6 +50,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,6 +145,8 @@ def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarra
 #: A read of more row groups than this decodes its columns on Arrow's threads; a
 #: smaller one (a tile, a page) pays more to hand them out than it gains.
 _THREADED_GROUPS = 8
+#: Reads of at most this many row groups go through the decoded row-group cache.
+_CACHED_READ_GROUPS = 64
 
 
 def _prune(m: _Manifest, request: ScanRequest) -> np.ndarray:
@@ -172,6 +175,52 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+class _GroupCache:
+    """Decoded row groups, least recently used out first, up to a byte budget.
+
+    Files are never changed once written, so an entry never goes stale: its
+    key is the file, the row group and the columns read. Only small reads (a
+    tile, a page: at most ``_CACHED_READ_GROUPS`` row groups) use it, so a scan
+    of a whole dataset neither pays for it nor flushes what the maps keep
+    asking for. Sizes are Arrow's logical sizes of the slices kept.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._items: OrderedDict[tuple[str, int, tuple[str, ...]], pa.Table] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(self, pf: pq.ParquetFile, rel: str, sizes: np.ndarray, groups: list[int], columns: list[str],
+             use_threads: bool) -> pa.Table:
+        cols = tuple(columns)
+        got: dict[int, pa.Table] = {}
+        with self._lock:
+            for g in groups:
+                t = self._items.get((rel, g, cols))
+                if t is not None:
+                    self._items.move_to_end((rel, g, cols))
+                    got[g] = t
+        missing = [g for g in groups if g not in got]
+        if missing:
+            t = pf.read_row_groups(missing, columns=columns, use_threads=use_threads)
+            start = 0
+            with self._lock:
+                for g in missing:
+                    part = got[g] = t.slice(start, int(sizes[g]))
+                    start += int(sizes[g])
+                    key = (rel, g, cols)
+                    if key not in self._items:
+                        self._items[key] = part
+                        self.used += part.nbytes
+                while self.used > self.budget and self._items:
+                    _, old = self._items.popitem(last=False)
+                    self.used -= old.nbytes
+            if len(missing) == len(groups):
+                return t
+        return pa.concat_tables([got[g] for g in groups])
+
+
 class GeoParquetBackend(StorageBackend):
     """Datasets as GeoParquet files in a folder; no server needed."""
 
@@ -190,6 +239,8 @@ class GeoParquetBackend(StorageBackend):
         self._metadata: dict[str, pq.FileMetaData] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="gp-read")
+        self._groups = _GroupCache(settings.read_cache_bytes) if settings.read_cache_bytes > 0 else None
+        self._rg_sizes: dict[str, np.ndarray] = {}
 
     # datasets ---------------------------------------------------------------
     def create_dataset(self, spec: DatasetSpec) -> Snapshot:
@@ -541,6 +592,17 @@ class GeoParquetBackend(StorageBackend):
             self._metadata[rel] = md
         return md
 
+    def _read_groups(self, pf: pq.ParquetFile, rel: str, groups: list[int], columns: list[str]) -> pa.Table:
+        """Row groups ``groups`` of one file, through the decoded row-group cache when small."""
+        threads = len(groups) > _THREADED_GROUPS
+        if self._groups is None or len(groups) > _CACHED_READ_GROUPS:
+            return pf.read_row_groups(groups, columns=columns, use_threads=threads)
+        sizes = self._rg_sizes.get(rel)
+        if sizes is None:
+            md = self._file_metadata(rel)
+            sizes = self._rg_sizes[rel] = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)])
+        return self._groups.read(pf, rel, sizes, groups, columns, threads)
+
     def _per_row_record_from(self, rel: str) -> bool:
         """Whether a file keeps each row's record start (a compacted file)."""
         return RECORD_FROM in self._file_metadata(rel).schema.names
@@ -569,11 +631,10 @@ class GeoParquetBackend(StorageBackend):
             need_pos = with_positions or bool(retired_here.any())
             per_row = self._per_row_record_from(rel)
             if selective or per_row:
-                t, pos = self._read_two_phase(spec, pf, m, pick, columns, request, need_pos, per_row)
+                t, pos = self._read_two_phase(spec, pf, rel, m, pick, columns, request, need_pos, per_row)
             else:
-                t = pf.read_row_groups([int(i) for i in m.rg_index[pick]],
-                                       columns=records.physical_columns(spec, columns),
-                                       use_threads=len(pick) > _THREADED_GROUPS)
+                t = self._read_groups(pf, rel, [int(i) for i in m.rg_index[pick]],
+                                      records.physical_columns(spec, columns))
                 t = records.logical_table(spec, t, columns)
                 pos = _positions(m, pick) if need_pos else None
             if pos is not None:
@@ -595,7 +656,7 @@ class GeoParquetBackend(StorageBackend):
             parts = list(self._pool.map(one, ids))
         return [(s, t) for s, t in parts if len(t)]
 
-    def _read_two_phase(self, spec: DatasetSpec, pf: pq.ParquetFile, m: _Manifest, pick: np.ndarray,
+    def _read_two_phase(self, spec: DatasetSpec, pf: pq.ParquetFile, rel: str, m: _Manifest, pick: np.ndarray,
                         columns: list[str], request: ScanRequest, need_pos: bool,
                         per_row: bool = False) -> tuple[pa.Table, np.ndarray | None]:
         """The bbox, time (and fid) columns of the row groups ``pick``, then the
@@ -611,8 +672,7 @@ class GeoParquetBackend(StorageBackend):
             wanted.add("fid")
         keys = [c for c in phys if c.split(".")[0] in wanted]
         rest = [c for c in phys if c not in keys]
-        t1 = pf.read_row_groups([int(i) for i in m.rg_index[pick]], columns=keys + [RECORD_FROM] * per_row,
-                                use_threads=len(pick) > _THREADED_GROUPS)
+        t1 = self._read_groups(pf, rel, [int(i) for i in m.rg_index[pick]], keys + [RECORD_FROM] * per_row)
         mask = records.row_mask(t1, request)
         rec = None
         if per_row:
@@ -630,8 +690,7 @@ class GeoParquetBackend(StorageBackend):
         taken = pa.array(rows[keep])
         t1 = t1.take(taken)
         if rest:
-            t2 = pf.read_row_groups([int(i) for i in m.rg_index[pick[hit]]], columns=rest,
-                                    use_threads=int(hit.sum()) > _THREADED_GROUPS)
+            t2 = self._read_groups(pf, rel, [int(i) for i in m.rg_index[pick[hit]]], rest)
             t2 = t2.filter(pa.array(keep))
             if not t1.num_columns:  # nothing but the record start was filtered on
                 t1 = t2

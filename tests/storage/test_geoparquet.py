@@ -536,3 +536,26 @@ class TestCompaction:
         cube.ingest("pts", points_frame(100, seed=1))
         assert cube.compact("pts") is None
         cube.close()
+
+
+def test_the_row_group_cache_answers_as_the_files_do_within_its_budget(tmp_path: Path) -> None:
+    base = Settings(row_group_size=1000, space_row_group_size=300, progress=False)
+    cubes = {}
+    for name, budget in (("off", 0), ("tiny", 200_000), ("big", 1 << 30)):
+        cube = open_cube(tmp_path / name, settings=base.model_copy(update={"read_cache_bytes": budget}),
+                         backend="geoparquet")
+        edit_points(cube)
+        cubes[name] = cube
+    rng = np.random.default_rng(4)
+    for _ in range(3):  # the same boxes again: from the cache the second and third time
+        for x, y in rng.uniform([116.0, 39.5], [116.9, 40.4], (15, 2)):
+            box = (x, y, x + 0.08, y + 0.08)
+            got = {k: c.query("pts", bbox=box, output="arrow").sort_by("fid") for k, c in cubes.items()}
+            assert got["tiny"].equals(got["off"]) and got["big"].equals(got["off"])
+        rng = np.random.default_rng(4)
+    tiny, big = backend(cubes["tiny"])._groups, backend(cubes["big"])._groups
+    assert backend(cubes["off"])._groups is None
+    assert tiny is not None and 0 < tiny.used <= tiny.budget
+    assert big is not None and big.used > tiny.budget  # it kept what the tiny one had to let go
+    for c in cubes.values():
+        c.close()
