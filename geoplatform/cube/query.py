@@ -8,6 +8,8 @@ sorting, paging and the output type.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -190,6 +192,12 @@ def _bbox_in(bbox: Sequence[float], src: str, dst: str) -> tuple[float, float, f
         raise InvalidParameterValue(f"bbox {bbox!r}: the lower y is above the upper y")
     if resolve_crs(src) == resolve_crs(dst):
         return (x0, y0, x1, y1)
+    return _projected_bbox(x0, y0, x1, y1, src, dst)
+
+
+@functools.lru_cache(maxsize=4096)
+def _projected_bbox(x0: float, y0: float, x1: float, y1: float, src: str, dst: str) -> tuple[float, float, float, float]:
+    """A bbox in another CRS (cached: a tile converts its box more than once)."""
     # Densify the edges so a projected bbox covers the curved outline.
     t = np.linspace(0, 1, 21)
     xs = np.concatenate([x0 + (x1 - x0) * t, np.full(21, x1), x1 - (x1 - x0) * t, np.full(21, x0)])

@@ -250,8 +250,9 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     cx, cy = np.rint(cx), np.rint(cy)
     tri = k == 4
     # edges and turns; a triangle's repeated corner makes a zero edge, so it is judged on its three
-    ex, ey = np.roll(cx, -1, axis=1) - cx, np.roll(cy, -1, axis=1) - cy
-    turn = _cross(ex, ey, np.roll(ex, -1, axis=1), np.roll(ey, -1, axis=1))
+    nxt = np.array([1, 2, 3, 0])
+    ex, ey = cx[:, nxt] - cx, cy[:, nxt] - cy
+    turn = _cross(ex, ey, ex[:, nxt], ey[:, nxt])
     turn_tri = turn[:, :2]  # a->b->c and b->c->a
     quad_ok = ((turn > 0).all(axis=1) | (turn < 0).all(axis=1))
     tri_ok = ((turn_tri > 0).all(axis=1) | (turn_tri < 0).all(axis=1))

@@ -424,8 +424,9 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         # the stored bboxes, corners taken to the tile's CRS: only the features kept are decoded
         bb = t.column("bbox").combine_chunks()
         b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
-        x0, y0 = transform_xy(b[0], b[1], spec.storage_crs, crs)
-        x1, y1 = transform_xy(b[2], b[3], spec.storage_crs, crs)
+        x, y = transform_xy(np.concatenate([b[0], b[2]]), np.concatenate([b[1], b[3]]), spec.storage_crs, crs)
+        n = len(b[0])
+        x0, y0, x1, y1 = x[:n], y[:n], x[n:], y[n:]
         return np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)])
 
     matched = len(t) * k
