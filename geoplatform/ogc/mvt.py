@@ -446,8 +446,16 @@ _LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], np.uint64)  # the small
 
 
 def varint_sizes(v: np.ndarray) -> np.ndarray:
-    """Bytes each unsigned integer takes as a protobuf varint."""
-    return 1 + np.searchsorted(_LIMITS, np.asarray(v, np.uint64), side="right")
+    """Bytes each unsigned integer takes as a protobuf varint (a comparison per
+    byte that any value needs: a third of a binary search's time)."""
+    v = np.asarray(v, np.uint64)
+    sizes = np.ones(len(v), np.int64)
+    for limit in _LIMITS:
+        more = v >= limit
+        if not more.any():
+            break
+        sizes += more
+    return sizes
 
 
 def varints(v: np.ndarray) -> bytes:
@@ -455,7 +463,7 @@ def varints(v: np.ndarray) -> bytes:
 
     Byte k of every value that has one is written in one pass (7 bits, low
     first, the high bit set where more follow); most values of a tile take one
-    or two bytes, so the later passes are short.
+    or two bytes, so the first pass covers all values and the later ones are short.
     """
     v = np.asarray(v, np.uint64)
     if not len(v):
@@ -463,8 +471,11 @@ def varints(v: np.ndarray) -> bytes:
     sizes = varint_sizes(v)
     ends = np.cumsum(sizes)
     out = np.empty(int(ends[-1]), np.uint8)
-    pos, rest, left = ends - sizes, v, sizes
-    k = 0
+    starts = ends - sizes
+    out[starts] = (v & np.uint64(0x7F)).astype(np.uint8) | ((sizes > 1).astype(np.uint8) << np.uint8(7))
+    big = np.flatnonzero(sizes > 1)
+    pos, rest, left = starts[big], v[big] >> np.uint64(7), sizes[big] - 1
+    k = 1
     while len(pos):
         more = left > 1
         out[pos + k] = (rest & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))

@@ -487,9 +487,11 @@ def _thin(s: TileSettings, t: pa.Table, k: int, boxes: Any, bounds: tuple[float,
     matched = len(t) * k
     if len(t) <= s.max_features and k == 1:
         return None, None
-    fid = t.column("fid").to_numpy(zero_copy_only=False)
-    # integer ids order themselves; others by their rank (two sorts of every row matched)
-    rank = fid if fid.dtype.kind in "iu" else np.argsort(np.argsort(fid, kind="stable"))
+    col = t.column("fid")
+    # integer ids order themselves; others by their rank (one sort in Arrow: two numpy sorts
+    # of Python strings took 15 of a z10 tile's 75 ms)
+    rank = (col.to_numpy(zero_copy_only=False) if pa.types.is_integer(col.type)
+            else pc.rank(col, sort_keys="ascending", tiebreaker="first").to_numpy(zero_copy_only=False))
     keep, grid = mvt.thin_boxes(boxes(), bounds, s.max_features, rank, s.extent)
     return keep, (matched, len(keep), grid, k)
 
