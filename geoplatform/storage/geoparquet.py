@@ -182,7 +182,8 @@ class _GroupCache:
     key is the file, the row group and the columns read. Only small reads (a
     tile, a page: at most ``_CACHED_READ_GROUPS`` row groups) use it, so a scan
     of a whole dataset neither pays for it nor flushes what the maps keep
-    asking for. Sizes are Arrow's logical sizes of the slices kept.
+    asking for. A row group read with others is copied out of their shared
+    buffers before it is kept, so evicting it frees what it is charged.
     """
 
     def __init__(self, budget: int) -> None:
@@ -211,8 +212,9 @@ class _GroupCache:
                     start += int(sizes[g])
                     key = (rel, g, cols)
                     if key not in self._items:
-                        self._items[key] = part
-                        self.used += part.nbytes
+                        own = part if len(missing) == 1 else part.take(pa.array(np.arange(len(part))))
+                        self._items[key] = own
+                        self.used += own.nbytes
                 while self.used > self.budget and self._items:
                     _, old = self._items.popitem(last=False)
                     self.used -= old.nbytes
