@@ -166,6 +166,19 @@ def _positions(m: _Manifest, pick: np.ndarray) -> np.ndarray:
     return np.concatenate([np.arange(o, o + n) for o, n in zip(m.rg_offset[pick], m.rg_rows[pick])])
 
 
+def _insert_files(con: Any, dataset_id: int, files: list[dict[str, Any]], snapshots: list[int]) -> list[int]:
+    """Catalog rows of written files and their row groups; returns the files' ids."""
+    ids = []
+    for f, snap in zip(files, snapshots):
+        ids.append(con.execute(
+            "INSERT INTO files (dataset_id, snapshot_id, path, partition, rows, bytes,"
+            " xmin, ymin, xmax, ymax, tmin, tmax) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (dataset_id, snap, f["path"], f["partition"], f["rows"], f["bytes"], *f["bounds"], *f["t"])).lastrowid)
+        con.executemany("INSERT INTO row_groups VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        [(ids[-1], *rg) for rg in f["row_groups"]])
+    return ids
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's data, or a folder's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -192,7 +205,7 @@ class _GroupCache:
         self._items: OrderedDict[tuple[str, int, tuple[str, ...]], pa.Table] = OrderedDict()
         self._lock = threading.Lock()
 
-    def read(self, pf: pq.ParquetFile, rel: str, sizes: np.ndarray, groups: list[int], columns: list[str],
+    def read(self, pf: pq.ParquetFile, rel: str, sizes: dict[int, int], groups: list[int], columns: list[str],
              use_threads: bool) -> pa.Table:
         cols = tuple(columns)
         got: dict[int, pa.Table] = {}
@@ -208,8 +221,8 @@ class _GroupCache:
             start = 0
             with self._lock:
                 for g in missing:
-                    part = got[g] = t.slice(start, int(sizes[g]))
-                    start += int(sizes[g])
+                    part = got[g] = t.slice(start, sizes[g])
+                    start += sizes[g]
                     key = (rel, g, cols)
                     if key not in self._items:
                         own = part if len(missing) == 1 else part.take(pa.array(np.arange(len(part))))
@@ -242,7 +255,6 @@ class GeoParquetBackend(StorageBackend):
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="gp-read")
         self._groups = _GroupCache(settings.read_cache_bytes) if settings.read_cache_bytes > 0 else None
-        self._rg_sizes: dict[str, np.ndarray] = {}
 
     # datasets ---------------------------------------------------------------
     def create_dataset(self, spec: DatasetSpec) -> Snapshot:
@@ -320,16 +332,21 @@ class GeoParquetBackend(StorageBackend):
             if path.is_file() and path.relative_to(self.root).as_posix() not in keep:
                 path.unlink(missing_ok=True)
 
+    def _sort_keys(self, ds: DatasetRow, table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows' (4, n) bboxes, the Hilbert keys of their centres, and valid_from /
+        valid_to in microseconds (open ends as the extremes): what files are sorted by."""
+        curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
+        bbox = records.bbox_arrays(table)
+        keys = curve.index((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0)
+        return (bbox, keys, records.times_us(table.column("valid_from"), MIN_US),
+                records.times_us(table.column("valid_to"), MAX_US))
+
     def _write_files(self, ds: DatasetRow, table: pa.Table) -> list[dict[str, Any]]:
         """Sort, partition and write ``table`` (and its space copy, where the
         dataset keeps one); returns the catalog rows of the files."""
         spec = ds.spec
-        curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
         bins = TimeBinning(spec.time_partition)
-        bbox = records.bbox_arrays(table)
-        keys = curve.index((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0)
-        vf = records.times_us(table.column("valid_from"), MIN_US)
-        vt = records.times_us(table.column("valid_to"), MAX_US)
+        bbox, keys, vf, vt = self._sort_keys(ds, table)
         part = np.zeros(len(table), np.int64)
         if spec.time_partition != "none":
             # An open start (null valid_from) has no bin: it goes to the "open" partition.
@@ -420,15 +437,7 @@ class GeoParquetBackend(StorageBackend):
                     f"dataset {ds.name!r} moved from snapshot {parent} to {head} during this write",
                     dataset=ds.name)
             sid = self.db._insert_snapshot(con, ds.id, parent, iso, us, operation, summary, source_hash)
-            for f in files:
-                fid = con.execute(
-                    "INSERT INTO files (dataset_id, snapshot_id, path, partition, rows, bytes,"
-                    " xmin, ymin, xmax, ymax, tmin, tmax) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (ds.id, sid, f["path"], f["partition"], f["rows"], f["bytes"], *f["bounds"], *f["t"]),
-                ).lastrowid
-                con.executemany(
-                    "INSERT INTO row_groups VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(fid, *rg) for rg in f["row_groups"]])
+            _insert_files(con, ds.id, files, [sid] * len(files))
             if len(retire):
                 con.executemany(
                     "INSERT INTO retired (file_id, row, snapshot_id) VALUES (?,?,?)",
@@ -471,15 +480,8 @@ class GeoParquetBackend(StorageBackend):
                     con.executemany("DELETE FROM files WHERE id=?", old)
                     con.executemany("INSERT OR REPLACE INTO garbage (path, dataset_id, since_us) VALUES (?,?,?)",
                                     [(m.file_paths[int(f)], ds.id, us) for f in m.file_ids])
-                    new_ids = []
-                    for f in files:
-                        new_ids.append(con.execute(
-                            "INSERT INTO files (dataset_id, snapshot_id, path, partition, rows, bytes,"
-                            " xmin, ymin, xmax, ymax, tmin, tmax) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (ds.id, f["snapshot"], f["path"], f["partition"], f["rows"], f["bytes"], *f["bounds"],
-                             *f["t"])).lastrowid)
-                        con.executemany("INSERT INTO row_groups VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                        [(new_ids[-1], *rg) for rg in f["row_groups"]])
+                    # a compacted file is listed under the earliest snapshot of its rows
+                    new_ids = _insert_files(con, ds.id, files, [f["snapshot"] for f in files])
                     file_no, row, snap = retired
                     con.executemany("INSERT INTO retired (file_id, row, snapshot_id) VALUES (?,?,?)",
                                     [(new_ids[int(a)], int(b), int(c)) for a, b, c in zip(file_no, row, snap)])
@@ -507,11 +509,7 @@ class GeoParquetBackend(StorageBackend):
             parts.append(t.replace_schema_metadata(None))
         table = pa.concat_tables(parts, promote_options="default")
         recs, locs = np.concatenate(rec), np.concatenate(old_loc)
-        bbox = records.bbox_arrays(table)
-        curve = HilbertCurve2D(ds.key_bounds, order=self.settings.hilbert_order)
-        keys = curve.index((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0)
-        vf = records.times_us(table.column("valid_from"), MIN_US)
-        vt = records.times_us(table.column("valid_to"), MAX_US)
+        bbox, keys, vf, vt = self._sort_keys(ds, table)
         order = _sort_order(np.zeros(len(table), np.int64), keys, vf)
         table = table.take(pa.array(order)).append_column(RECORD_FROM, pa.array(recs[order], pa.int64()))
         bbox, vf, vt, recs, locs = bbox[:, order], vf[order], vt[order], recs[order], locs[order]
@@ -594,16 +592,15 @@ class GeoParquetBackend(StorageBackend):
             self._metadata[rel] = md
         return md
 
-    def _read_groups(self, pf: pq.ParquetFile, rel: str, groups: list[int], columns: list[str]) -> pa.Table:
-        """Row groups ``groups`` of one file, through the decoded row-group cache when small."""
+    def _read_groups(self, pf: pq.ParquetFile, rel: str, m: _Manifest, pick: np.ndarray,
+                     columns: list[str]) -> pa.Table:
+        """The manifest's row groups ``pick`` (all of one file), through the decoded
+        row-group cache when they are few."""
+        groups = [int(i) for i in m.rg_index[pick]]
         threads = len(groups) > _THREADED_GROUPS
         if self._groups is None or len(groups) > _CACHED_READ_GROUPS:
             return pf.read_row_groups(groups, columns=columns, use_threads=threads)
-        sizes = self._rg_sizes.get(rel)
-        if sizes is None:
-            md = self._file_metadata(rel)
-            sizes = self._rg_sizes[rel] = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)])
-        return self._groups.read(pf, rel, sizes, groups, columns, threads)
+        return self._groups.read(pf, rel, dict(zip(groups, m.rg_rows[pick].tolist())), groups, columns, threads)
 
     def _per_row_record_from(self, rel: str) -> bool:
         """Whether a file keeps each row's record start (a compacted file)."""
@@ -635,8 +632,7 @@ class GeoParquetBackend(StorageBackend):
             if selective or per_row:
                 t, pos = self._read_two_phase(spec, pf, rel, m, pick, columns, request, need_pos, per_row)
             else:
-                t = self._read_groups(pf, rel, [int(i) for i in m.rg_index[pick]],
-                                      records.physical_columns(spec, columns))
+                t = self._read_groups(pf, rel, m, pick, records.physical_columns(spec, columns))
                 t = records.logical_table(spec, t, columns)
                 pos = _positions(m, pick) if need_pos else None
             if pos is not None:
@@ -674,7 +670,7 @@ class GeoParquetBackend(StorageBackend):
             wanted.add("fid")
         keys = [c for c in phys if c.split(".")[0] in wanted]
         rest = [c for c in phys if c not in keys]
-        t1 = self._read_groups(pf, rel, [int(i) for i in m.rg_index[pick]], keys + [RECORD_FROM] * per_row)
+        t1 = self._read_groups(pf, rel, m, pick, keys + [RECORD_FROM] * per_row)
         mask = records.row_mask(t1, request)
         rec = None
         if per_row:
@@ -692,7 +688,7 @@ class GeoParquetBackend(StorageBackend):
         taken = pa.array(rows[keep])
         t1 = t1.take(taken)
         if rest:
-            t2 = self._read_groups(pf, rel, [int(i) for i in m.rg_index[pick[hit]]], rest)
+            t2 = self._read_groups(pf, rel, m, pick[hit], rest)
             t2 = t2.filter(pa.array(keep))
             if not t1.num_columns:  # nothing but the record start was filtered on
                 t1 = t2
