@@ -136,7 +136,8 @@ class Cube:
         table = self._run(plan, with_geometry=True)
         return _output(table, plan.spec, output, crs)
 
-    def query_sample(self, name: str, min_rows: int, **params: Any) -> tuple[pa.Table, int]:
+    def query_sample(self, name: str, min_rows: int, *, exact_bbox: bool = True,
+                     **params: Any) -> tuple[pa.Table, int]:
         """:meth:`query`, or a sample of its answer where a full one would be
         large: when a query with a bbox alone (no time, filter, geometry, sort or
         paging) meets more than about ``min_rows`` features and the store keeps
@@ -145,7 +146,9 @@ class Cube:
 
         Returns an Arrow table in the storage CRS that keeps each record's
         ``bbox`` column (so a caller can thin before decoding any geometry), and
-        k (1: all of them)."""
+        k (1: all of them). Without ``exact_bbox`` a feature whose bbox meets
+        ``bbox`` is kept without testing its shape: a map tile clips every shape
+        to its box anyway, and one that misses it comes out empty there."""
         plan = plan_query(self.backend, name, **params)
         req = plan.scan_request(with_geometry=True)
         if not (plan.interval is not None or plan.compiled is not None or plan.geometry is not None
@@ -153,7 +156,7 @@ class Cube:
             req = replace(req, sample_min_rows=min_rows)
         raw = self.backend.scan(name, req)
         k = int((raw.schema.metadata or {}).get(SAMPLE_KEY, b"1"))
-        table = finish(plan, raw)
+        table = finish(plan, raw, exact_bbox=exact_bbox)
         assert isinstance(table, pa.Table)
         table = self._select(plan, table)
         return table.drop_columns([c for c in ("_hash",) if c in table.column_names]), k

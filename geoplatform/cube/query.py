@@ -216,10 +216,12 @@ def _expand_metres(b: tuple[float, ...], metres: float, crs: str) -> tuple[float
     return (b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
 
 
-def finish(plan: QueryPlan, table: pa.Table, *, count_only: bool = False) -> pa.Table | int:
+def finish(plan: QueryPlan, table: pa.Table, *, count_only: bool = False,
+           exact_bbox: bool = True) -> pa.Table | int:
     """Apply what the backend could not: exact predicates, residual filter,
-    sort and paging."""
-    mask = _exact_mask(plan, table)
+    sort and paging. Without ``exact_bbox`` a shape whose bbox meets the query
+    box is kept untested (for a caller that clips each shape to the box itself)."""
+    mask = _exact_mask(plan, table, exact_bbox)
     if mask is not None:
         table = table.filter(pa.array(mask))
     if count_only:
@@ -249,7 +251,7 @@ def _geoms(table: pa.Table) -> np.ndarray:
     return shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
 
 
-def _exact_mask(plan: QueryPlan, table: pa.Table) -> np.ndarray | None:
+def _exact_mask(plan: QueryPlan, table: pa.Table, exact_bbox: bool = True) -> np.ndarray | None:
     mask = None
     geoms = None
     if not len(table):
@@ -257,7 +259,7 @@ def _exact_mask(plan: QueryPlan, table: pa.Table) -> np.ndarray | None:
     if plan.bbox is not None and plan.bbox != plan.prune_bbox:
         # the backend pre-filtered with another box: test this one's covering here
         mask = _bbox_meets(table, plan.bbox)
-    edge = None if plan.bbox is None else _edge_rows(plan.spec, table, plan.bbox)
+    edge = None if plan.bbox is None or not exact_bbox else _edge_rows(plan.spec, table, plan.bbox)
     if edge is not None and len(edge):
         # only a shape whose bbox crosses the box edge is decoded and tested
         m = np.ones(len(table), bool)

@@ -203,9 +203,10 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
                   convert: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None
                   ) -> tuple[np.ndarray, TileGeometries] | None:
     """The rows of ``arr`` that are 2D little-endian one-ring polygons of 4 or 5
-    WKB points, near the buffered tile (see :func:`prepare_wkb`) and strictly convex once snapped, and
-    their encoded geometries (exterior positive, first vertex kept); None when
-    the column is not plain WKB or holds no such row."""
+    WKB points, near the buffered tile (see :func:`prepare_wkb`) and strictly
+    convex once snapped, and the encoded geometries (exterior positive, first
+    vertex kept) of those of them that meet the buffered tile; None when the
+    column is not plain WKB or holds no such row."""
     if arr.type not in (pa.binary(), pa.large_binary()):
         return None
     off = np.frombuffer(arr.buffers()[1], np.int64 if arr.type == pa.large_binary() else np.int32)
@@ -245,8 +246,6 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     # reaches less than a tile's width past the tile stays well inside MVT's integer range
     # (clients cut at the tile edge as they draw). NaN fails every comparison.
     near = ((cx >= -extent) & (cx <= 2 * extent) & (cy >= -extent) & (cy <= 2 * extent)).all(axis=1)
-    inside = near & (cx.max(axis=1) >= lo) & (cx.min(axis=1) <= hi) & (cy.max(axis=1) >= lo) \
-        & (cy.min(axis=1) <= hi)
     cx, cy = np.rint(cx), np.rint(cy)
     tri = k == 4
     # edges and turns; a triangle's repeated corner makes a zero edge, so it is judged on its three
@@ -256,11 +255,24 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     turn_tri = turn[:, :2]  # a->b->c and b->c->a
     quad_ok = ((turn > 0).all(axis=1) | (turn < 0).all(axis=1))
     tri_ok = ((turn_tri > 0).all(axis=1) | (turn_tri < 0).all(axis=1))
-    good = inside & np.where(tri, tri_ok, quad_ok)
-    if not good.any():
+    handled = near & np.where(tri, tri_ok, quad_ok)
+    if not handled.any():
         return None
-    cx, cy, tri, turn = cx[good], cy[good], tri[good], turn[good]
-    rows = cand[good]
+    cx, cy, ex, ey, tri, turn = cx[handled], cy[handled], ex[handled], ey[handled], tri[handled], turn[handled]
+    rows = cand[handled]
+    # Which of them meet the buffered tile (the others are handled: they draw nothing).
+    # Two convex shapes are apart when an axis separates them: one of the box's (its
+    # sides) or one of the polygon's (an edge with every box corner strictly outside).
+    meets = (cx.max(axis=1) >= lo) & (cx.min(axis=1) <= hi) & (cy.max(axis=1) >= lo) & (cy.min(axis=1) <= hi)
+    bx, by = np.array([lo, hi, hi, lo]), np.array([lo, lo, hi, hi])
+    side = (ex[:, :, None] * (by - cy[:, :, None]) - ey[:, :, None] * (bx - cx[:, :, None])) \
+        * np.sign(turn[:, :1, None])  # > 0: the corner is on the polygon's side of the edge
+    meets &= ~(side < 0).all(axis=2).any(axis=1)
+    if not meets.all():
+        cx, cy, tri, turn = cx[meets], cy[meets], tri[meets], turn[meets]
+    drawn = np.flatnonzero(meets)
+    if not len(drawn):
+        return rows, _empty(_POLYGON)
     nv = np.where(tri, 3, 4)
     # exterior rings have a positive surveyor's area in tile coordinates (y down): the turns say
     # which way a ring goes; a reversed ring keeps its first corner
@@ -274,7 +286,7 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     ring_y = np.concatenate([cy, cy[:, :1]], axis=1)
     coords = np.column_stack([ring_x[sel], ring_y[sel]]).astype(np.int64)
     ring_off = np.concatenate([[0], np.cumsum(nv + 1)])
-    geo = _encode_paths(np.arange(len(rows)), coords, [ring_off, np.arange(len(rows) + 1)], _POLYGON)
+    geo = _encode_paths(drawn, coords, [ring_off, np.arange(len(drawn) + 1)], _POLYGON)
     return rows, geo
 
 
@@ -544,6 +556,20 @@ def _string_values(values: pa.Array) -> bytes:
     data = arr.buffers()[2]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
     lengths = np.diff(offsets)
+    body = raw[offsets[0]:offsets[-1]]
+    if n and lengths.max() <= 125:
+        # every header is four bytes (0x22, inner length, 0x0a, length): the raw bytes
+        # fill every other position of the output in order
+        starts = np.arange(n) * 4 + (offsets[:-1] - offsets[0])
+        out = np.empty(4 * n + len(body), np.uint8)
+        head = np.zeros(len(out), bool)
+        head[starts[:, None] + np.arange(4)] = True
+        out[starts] = 0x22
+        out[starts + 1] = lengths + 2
+        out[starts + 2] = 0x0A
+        out[starts + 3] = lengths
+        out[~head] = body
+        return out.tobytes()
     inner = 1 + varint_sizes(lengths) + lengths
     head = 2 + varint_sizes(inner) + varint_sizes(lengths)
     total = head + lengths
@@ -600,6 +626,10 @@ def _value_kind(t: pa.DataType) -> str:
     return "string"
 
 
+#: "00" to "99" as bytes, row by row: two digits of a date or time in one lookup.
+_TWO_DIGITS = np.array([[ord("0") + i // 10, ord("0") + i % 10] for i in range(100)], np.uint8)
+
+
 def iso_seconds(col: pa.Array) -> pa.Array:
     """Timestamps as RFC 3339 UTC strings to the second (``2025-01-24T00:07:11Z``).
 
@@ -624,10 +654,9 @@ def iso_seconds(col: pa.Array) -> pa.Array:
         return pc.strftime(secs, format="%Y-%m-%dT%H:%M:%SZ")
     out = np.empty((len(s), 20), np.uint8)
     out[:] = np.frombuffer(b"0000-00-00T00:00:00Z", np.uint8)
-    for pos, value, width in ((0, year, 4), (5, month, 2), (8, day, 2), (11, sod // 3600, 2),
-                              (14, sod % 3600 // 60, 2), (17, sod % 60, 2)):
-        for k in range(width):
-            out[:, pos + width - 1 - k] += (value // 10 ** k % 10).astype(np.uint8)
+    for pos, value in ((0, year // 100), (2, year % 100), (5, month), (8, day), (11, sod // 3600),
+                       (14, sod % 3600 // 60), (17, sod % 60)):
+        out[:, pos:pos + 2] = _TWO_DIGITS[value]
     offsets = np.arange(len(s) + 1, dtype=np.int32) * 20
     arr = pa.StringArray.from_buffers(len(s), pa.py_buffer(offsets), pa.py_buffer(out.tobytes()))
     return arr if secs.null_count == 0 else pc.if_else(secs.is_valid(), arr, pa.scalar(None, pa.string()))

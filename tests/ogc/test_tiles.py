@@ -79,6 +79,22 @@ def test_points_and_properties_read_back() -> None:
         assert f["properties"]["k"] == props["k"][i].as_py() and f["properties"]["ok"] == props["ok"][i].as_py()
 
 
+@pytest.mark.parametrize("longest", [125, 126, 20_000])
+def test_strings_of_every_length_read_back(longest: int) -> None:
+    # header bytes change at 126 (the entry's length needs a second varint byte)
+    rng = np.random.default_rng(longest)
+    lengths = [0, 1, 2, 60, 124, 125, longest] + list(rng.integers(0, longest + 1, 200))
+    text = [("路" * (n // 3)) + ("x" * (n % 3)) for n in lengths]  # three UTF-8 bytes a character
+    n = len(text)
+    bounds = (0.0, 0.0, 100.0, 100.0)
+    geo = mvt.prepare(shapely.points(rng.uniform(1, 99, size=(n, 2))), bounds)
+    layer = mvt.TileLayer("s", geo, pa.table({"t": text}), np.arange(n, dtype=np.uint64))
+    got = decode(mvt.encode_tile([layer]))["s"]["features"]
+    assert len(got) == n
+    for f in got:
+        assert f["properties"]["t"] == text[f["id"]]
+
+
 def _shoelace(ring: list[list[float]]) -> float:
     a = np.asarray(ring, float)
     return float(np.sum(a[:-1, 0] * a[1:, 1] - a[1:, 0] * a[:-1, 1]) / 2)
@@ -208,6 +224,37 @@ def test_the_wkb_path_draws_what_the_geometry_path_draws() -> None:
         d = ((z >> 1) ^ -(z & 1)).reshape(-1, 2)
         ring = np.cumsum(d, axis=0)
         assert _shoelace([*ring.tolist(), ring[0].tolist()]) > 0
+
+
+def test_a_convex_polygon_whose_bbox_alone_meets_the_tile_draws_nothing() -> None:
+    # Diamonds and triangles around the buffered tile's corners: the bbox of each meets
+    # the buffered tile, the shape only when its centre is close enough. Tiles query by
+    # bbox alone, so the numpy path must tell the two apart (as GEOS's clip does).
+    bounds = (0.0, 0.0, 4096.0, 4096.0)  # a map unit a tile unit; flipping y maps the
+    lo, hi = -64.0, 4096.0 + 64.0       # buffered tile onto itself
+    rng = np.random.default_rng(3)
+    corners = np.array([[lo, lo], [hi, lo], [hi, hi], [lo, hi]])
+    n = 2000
+    centres = corners[rng.integers(0, 4, n)] + rng.uniform(-300, 300, size=(n, 2))
+    r = rng.uniform(20, 250, n)
+    tri = rng.random(n) < 0.3
+    geoms = np.array([shapely.Polygon([(cx, cy - rr), (cx + rr, cy), (cx, cy + rr)] + ([] if t else [(cx - rr, cy)]))
+                      for (cx, cy), rr, t in zip(centres, r, tri)], dtype=object)
+    wkb = pa.array(shapely.to_wkb(geoms), pa.binary())
+    rows, geo = mvt._convex_quads(wkb, bounds, 4096, 64, None)
+    assert len(rows) == n  # every one is handled by the numpy path
+    drawn = set(rows[geo.keep].tolist())
+    box = shapely.box(lo, lo, hi, hi)
+    gap = shapely.distance(geoms, box)
+    overlap = shapely.area(shapely.intersection(geoms, box))
+    bbox_meets = shapely.intersects(shapely.envelope(geoms), box)
+    assert (bbox_meets & (gap > 1)).sum() > 40  # the case in question comes up
+    assert (overlap > 4).sum() > 100
+    for i in range(n):
+        if gap[i] > 1:  # clearly apart (a unit of snapping either way)
+            assert i not in drawn, i
+        elif overlap[i] > 4:
+            assert i in drawn, i
 
 
 def test_concat_joins_parts_through_their_positions() -> None:
