@@ -227,27 +227,23 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     cand, k = cand[ok], k[ok]
     if not len(cand):
         return None
-    # the coordinates, k points each (the last repeats the first), as one array
-    start = off[cand] + 13
-    pos = _ragged_positions(start, 16 * k)
-    xy = np.ascontiguousarray(data[pos]).view("<f8").reshape(-1, 2)
-    x, y = xy[:, 0], xy[:, 1]
+    # the first four points of every ring, read as one (n, 64) block: a 4-point ring (a
+    # triangle) ends with its first corner again, which is the fourth of (a, b, c, a)
+    tri = k == 4
+    block = np.ascontiguousarray(data[(off[cand] + 13)[:, None] + np.arange(64)])
+    xy = block.view("<f8").reshape(-1, 4, 2)
+    x, y = xy[:, :, 0], xy[:, :, 1]
+    x[tri, 3], y[tri, 3] = x[tri, 0], y[tri, 0]  # even where a stored ring is not closed
     if convert is not None:
-        x, y = convert(x, y)
+        x, y = (v.reshape(-1, 4) for v in convert(x.ravel(), y.ravel()))
     x0, y1, sx, sy = _affine(bounds, extent)
-    tx, ty = (x - x0) * sx, (y1 - y) * sy
-    # four corners per row: a 4-point ring (a triangle) repeats its first corner as the fourth
-    first = np.concatenate([[0], np.cumsum(k)])[:-1]
-    corner = first[:, None] + np.minimum(np.arange(4), k[:, None] - 1)
-    corner[k == 4, 3] = first[k == 4]  # triangle: (a, b, c, a)
-    cx, cy = tx[corner], ty[corner]
+    cx, cy = (x - x0) * sx, (y1 - y) * sy
     lo, hi = -float(buffer), float(extent + buffer)
     # Not cut at the buffer: cutting gives such a polygon more corners, not fewer, and one that
     # reaches less than a tile's width past the tile stays well inside MVT's integer range
     # (clients cut at the tile edge as they draw). NaN fails every comparison.
     near = ((cx >= -extent) & (cx <= 2 * extent) & (cy >= -extent) & (cy <= 2 * extent)).all(axis=1)
     cx, cy = np.rint(cx), np.rint(cy)
-    tri = k == 4
     # edges and turns; a triangle's repeated corner makes a zero edge, so it is judged on its three
     nxt = np.array([1, 2, 3, 0])
     ex, ey = cx[:, nxt] - cx, cy[:, nxt] - cy
@@ -273,21 +269,36 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     drawn = np.flatnonzero(meets)
     if not len(drawn):
         return rows, _empty(_POLYGON)
-    nv = np.where(tri, 3, 4)
     # exterior rings have a positive surveyor's area in tile coordinates (y down): the turns say
     # which way a ring goes; a reversed ring keeps its first corner
     flip = turn[:, 0] < 0
     order = np.where(flip[:, None], np.array([0, 3, 2, 1]), np.arange(4))
     order[flip & tri] = np.array([0, 2, 1, 3])
-    cx, cy = np.take_along_axis(cx, order, 1), np.take_along_axis(cy, order, 1)
-    # ragged vertex lists with the closing vertex (what _encode_paths takes)
-    sel = np.arange(5)[None, :] < (nv + 1)[:, None]
-    ring_x = np.concatenate([cx, cx[:, :1]], axis=1)  # a triangle's fourth corner is its first already
-    ring_y = np.concatenate([cy, cy[:, :1]], axis=1)
-    coords = np.column_stack([ring_x[sel], ring_y[sel]]).astype(np.int64)
-    ring_off = np.concatenate([[0], np.cumsum(nv + 1)])
-    geo = _encode_paths(drawn, coords, [ring_off, np.arange(len(drawn) + 1)], _POLYGON)
-    return rows, geo
+    cx = np.take_along_axis(cx, order, 1).astype(np.int64)
+    cy = np.take_along_axis(cy, order, 1).astype(np.int64)
+    keep, commands = [], []
+    for corners, these in ((4, ~tri), (3, tri)):
+        if these.any():
+            keep.append(drawn[these])
+            commands.append(_ring_commands(cx[these, :corners], cy[these, :corners]))
+    sizes = np.concatenate([np.full(len(kept), len(c) // len(kept)) for kept, c in zip(keep, commands)])
+    return rows, TileGeometries(np.concatenate(keep), _POLYGON, np.concatenate(commands),
+                                np.concatenate([[0], np.cumsum(sizes)]))
+
+
+def _ring_commands(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The geometry commands of polygons of one ring of the same number of
+    corners, ``x`` and ``y`` (n, corners) in tile units, one after the other:
+    MoveTo, the first corner, LineTo the others (each from the one before),
+    ClosePath."""
+    n, corners = x.shape
+    out = np.empty((n, 2 * corners + 3), np.uint64)
+    out[:, 0] = _command(_MOVE, 1)
+    out[:, 1], out[:, 2] = _zigzag(x[:, 0]), _zigzag(y[:, 0])
+    out[:, 3] = _command(_LINETO, corners - 1)
+    out[:, 4:-1:2], out[:, 5:-1:2] = _zigzag(np.diff(x, axis=1)), _zigzag(np.diff(y, axis=1))
+    out[:, -1] = _command(_CLOSE, 1)
+    return out.ravel()
 
 
 def _snap(geoms: np.ndarray) -> np.ndarray:
@@ -626,20 +637,29 @@ def _value_kind(t: pa.DataType) -> str:
     return "string"
 
 
-#: "00" to "99" as bytes, row by row: two digits of a date or time in one lookup.
-_TWO_DIGITS = np.array([[ord("0") + i // 10, ord("0") + i % 10] for i in range(100)], np.uint8)
+#: "00" to "99", each as its two ASCII digits read as one little-endian uint16.
+_TWO_DIGITS = np.array([ord("0") + i // 10 + ((ord("0") + i % 10) << 8) for i in range(100)], "<u2")
+#: An RFC 3339 UTC instant to the second, and where its two-digit fields lie in its 20 bytes.
+_ISO_TEMPLATE = b"0000-00-00T00:00:00Z"
+_ISO_FIELDS = np.dtype({"names": ["century", "year", "month", "day", "hour", "minute", "second"],
+                        "formats": ["<u2"] * 7, "offsets": [0, 2, 5, 8, 11, 14, 17], "itemsize": 20})
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def iso_seconds(col: pa.Array) -> pa.Array:
-    """Timestamps as RFC 3339 UTC strings to the second (``2025-01-24T00:07:11Z``).
+    """Timestamps as RFC 3339 UTC strings to the second (``2025-01-24T00:07:11Z``),
+    the second an instant falls in (1969-12-31T23:59:59.5 is 23:59:59, where
+    Arrow's cast rounds toward 1970).
 
     The digits are computed as arrays (days to a civil date by Howard Hinnant's
-    algorithm) and laid out 20 bytes a value: Arrow's strftime formats each
-    value on its own, some 35 ms for the 15,000 of a full tile. Years outside
-    1..9999 go through strftime.
+    algorithm) and written two at a time into 20-byte records: Arrow's
+    strftime formats each value on its own, some 35 ms for the 15,000 of a full
+    tile. Years outside 1..9999 go through strftime.
     """
-    secs = pc.cast(col, pa.timestamp("s", tz="UTC"), safe=False)
-    s = secs.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    n = len(col)
+    s = col.to_numpy(zero_copy_only=False).view(np.int64) // _PER_SECOND[col.type.unit]
+    if col.null_count:
+        s[~col.is_valid().to_numpy(zero_copy_only=False)] = 0
     days, sod = np.divmod(s, 86400)
     z = days + 719468
     era = np.floor_divide(z, 146097)
@@ -650,16 +670,18 @@ def iso_seconds(col: pa.Array) -> pa.Array:
     day = doy - (153 * mp + 2) // 5 + 1
     month = np.where(mp < 10, mp + 3, mp - 9)
     year = yoe + era * 400 + (month <= 2)
-    if len(s) and (year.min() < 1 or year.max() > 9999):
-        return pc.strftime(secs, format="%Y-%m-%dT%H:%M:%SZ")
-    out = np.empty((len(s), 20), np.uint8)
-    out[:] = np.frombuffer(b"0000-00-00T00:00:00Z", np.uint8)
-    for pos, value in ((0, year // 100), (2, year % 100), (5, month), (8, day), (11, sod // 3600),
-                       (14, sod % 3600 // 60), (17, sod % 60)):
-        out[:, pos:pos + 2] = _TWO_DIGITS[value]
-    offsets = np.arange(len(s) + 1, dtype=np.int32) * 20
-    arr = pa.StringArray.from_buffers(len(s), pa.py_buffer(offsets), pa.py_buffer(out.tobytes()))
-    return arr if secs.null_count == 0 else pc.if_else(secs.is_valid(), arr, pa.scalar(None, pa.string()))
+    if n and (year.min() < 1 or year.max() > 9999):
+        secs = pa.array(s, pa.int64()).cast(pa.timestamp("s", tz="UTC"))
+        arr = pc.strftime(secs, format="%Y-%m-%dT%H:%M:%SZ")
+    else:
+        buf = bytearray(_ISO_TEMPLATE * n)
+        out = np.frombuffer(buf, _ISO_FIELDS)
+        for name, value in (("century", year // 100), ("year", year % 100), ("month", month), ("day", day),
+                            ("hour", sod // 3600), ("minute", sod % 3600 // 60), ("second", sod % 60)):
+            out[name] = _TWO_DIGITS[value]
+        offsets = np.arange(n + 1, dtype=np.int32) * 20
+        arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf))
+    return arr if col.null_count == 0 else pc.if_else(col.is_valid(), arr, pa.scalar(None, pa.string()))
 
 
 def _as_mvt_column(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
@@ -722,17 +744,28 @@ def _properties(table: pa.Table | None, keep: np.ndarray) -> tuple[list[str], by
         these = [i for i, c in enumerate(cols) if c[1] == kind]
         if not these:
             continue
-        joined = pa.concat_arrays([cols[i][2].cast(typ) for i in these])
+        parts = [cols[i][2] for i in these]
+        joined = pa.concat_arrays([c if c.type == typ else c.cast(typ) for c in parts]) if len(parts) > 1 \
+            else parts[0].cast(typ)
         enc = pc.dictionary_encode(joined)
-        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        v[:, these] = np.where(codes >= 0, codes + offset, -1).reshape(len(these), nf).T
+        if enc.indices.null_count:
+            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            v[:, these] = np.where(codes >= 0, codes + offset, -1).reshape(len(these), nf).T
+        else:
+            v[:, these] = (enc.indices.to_numpy() + offset).reshape(len(these), nf).T
         values.append(_value_table(enc.dictionary))
         offset += len(enc.dictionary)
-    k = np.broadcast_to(np.arange(len(cols), dtype=np.int64), v.shape)
+    # (key, value) pairs, feature by feature; a null is no pair
+    pairs = np.empty((nf, len(cols), 2), np.int64)
+    pairs[:, :, 0] = np.arange(len(cols))
+    pairs[:, :, 1] = v
     present = v >= 0
-    pairs = np.stack([k, v], axis=2)[present]  # row-major: feature by feature
-    tags = pairs.reshape(-1).astype(np.uint64)
-    counts = 2 * present.sum(axis=1)
+    if present.all():
+        tags = pairs.reshape(-1).view(np.uint64)
+        counts = np.full(nf, 2 * len(cols))
+    else:
+        tags = pairs[present].reshape(-1).view(np.uint64)
+        counts = 2 * present.sum(axis=1)
     return [c[0] for c in cols], b"".join(values), tags, np.concatenate([[0], np.cumsum(counts)])
 
 

@@ -311,6 +311,12 @@ def test_timestamps_are_written_as_arrow_formats_them() -> None:
     ts = pc.if_else(pa.array(np.arange(len(secs)) % 7 != 3), ts, pa.scalar(None, ts.type))
     arrow = pc.strftime(pc.cast(ts, pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
     assert mvt.iso_seconds(ts).equals(arrow)
+    # a fraction of a second is in the second it falls in, before 1970 too
+    us = rng.integers(0, 1_000_000, len(secs))
+    frac = pa.array(secs * 1_000_000 + us, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    want = [t.replace(microsecond=0, tzinfo=None).isoformat() + "Z" for t in frac.to_pylist()]
+    assert mvt.iso_seconds(frac).to_pylist() == want
+    assert mvt.iso_seconds(pa.array([-500_000], pa.timestamp("us", tz="UTC"))).to_pylist() == ["1969-12-31T23:59:59Z"]
     far = pa.array([253402300800 * 1_000_000], pa.timestamp("us", tz="UTC"))  # year 10000: Arrow's own way
     assert mvt.iso_seconds(far).to_pylist() == pc.strftime(pc.cast(far, pa.timestamp("s", tz="UTC")),
                                                            format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
