@@ -420,27 +420,44 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
     # every shape is clipped to the buffered tile below, so the query keeps what its bbox says
     t, k = cube.query_sample(layer.dataset, s.sample_min_features, exact_bbox=False, bbox=qbox, bbox_crs=crs, **q)
 
-    @functools.cache
-    def boxes() -> np.ndarray:
-        # the stored bboxes, corners taken to the tile's CRS: only the features kept are decoded
-        bb = t.column("bbox").combine_chunks()
-        b = [bb.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
+    stored = t.column("bbox").combine_chunks()
+    stored = [stored.field(i).to_numpy(zero_copy_only=False) for i in range(4)]
+
+    def boxes_of(rows: np.ndarray) -> np.ndarray:
+        # stored bboxes, corners taken to the tile's CRS: only the features kept are decoded
+        b = [v[rows] for v in stored]
         x, y = transform_xy(np.concatenate([b[0], b[2]]), np.concatenate([b[1], b[3]]), spec.storage_crs, crs)
-        n = len(b[0])
+        n = len(rows)
         x0, y0, x1, y1 = x[:n], y[:n], x[n:], y[n:]
         return np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)])
+
+    @functools.cache
+    def boxes() -> np.ndarray:
+        return boxes_of(np.arange(len(t)))
 
     matched = len(t) * k
     keep, thinned = _thin(s, t, k, boxes, bounds)
     tolerance = s.simplify_pixels * s.extent / tms.matrix(z).tile_width
     rows = np.arange(len(t)) if keep is None else keep
     tiny = np.zeros(len(rows), bool)
+    tiny_boxes = np.empty((0, 4))
     if spec.geometry_type in ("Polygon", "MultiPolygon") and tolerance > 0 and len(rows):
         # A polygon within the tolerance both ways simplifies to its box: drawn from the
         # stored bbox, its geometry is never decoded (most of a low-zoom tile's buildings).
-        b = boxes()[rows]
-        unit = ((bounds[2] - bounds[0]) / s.extent, (bounds[3] - bounds[1]) / s.extent)
-        tiny = ((b[:, 2] - b[:, 0]) <= tolerance * unit[0]) & ((b[:, 3] - b[:, 1]) <= tolerance * unit[1])
+        maybe = np.arange(len(rows))
+        if tms.matrix(z).matrix_width >= 8:
+            # Only a polygon small beside the query box in the storage CRS too can be: the
+            # others are not converted (at z16, none is). The margin, 8 times, is more than
+            # the scale changes across a tile an eighth of the world wide or less.
+            sb = _bbox_in(qbox, crs, spec.storage_crs)
+            across = s.extent + 2 * s.buffer
+            maybe = np.flatnonzero(((stored[2][rows] - stored[0][rows]) * across <= 8 * tolerance * (sb[2] - sb[0]))
+                                   & ((stored[3][rows] - stored[1][rows]) * across <= 8 * tolerance * (sb[3] - sb[1])))
+        if len(maybe):
+            b = boxes()[rows[maybe]] if len(maybe) == len(rows) else boxes_of(rows[maybe])
+            unit = ((bounds[2] - bounds[0]) / s.extent, (bounds[3] - bounds[1]) / s.extent)
+            small = ((b[:, 2] - b[:, 0]) <= tolerance * unit[0]) & ((b[:, 3] - b[:, 1]) <= tolerance * unit[1])
+            tiny[maybe], tiny_boxes = small, b[small]
     if keep is not None:
         t = t.take(pa.array(keep))
     full = np.flatnonzero(~tiny)
@@ -449,7 +466,7 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
                           convert=lambda x, y: transform_xy(x, y, spec.storage_crs, crs))  # (tiles are 2D)
     if tiny.any():
         small = np.flatnonzero(tiny)
-        geo = mvt.concat([(geo, full), (mvt.prepare_boxes(boxes()[rows[small]], bounds, extent=s.extent,
+        geo = mvt.concat([(geo, full), (mvt.prepare_boxes(tiny_boxes, bounds, extent=s.extent,
                                                            buffer=s.buffer), small)])
     t = t.drop_columns(["bbox"])
     return _LayerResult(_tile_layer(layer, geo, t, s.extent), matched, thinned)
