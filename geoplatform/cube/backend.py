@@ -8,7 +8,7 @@ by name, so storage may depend on the model and never the other way round.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -175,6 +175,12 @@ class StorageBackend(ABC):
         at ``since`` must recheck at ``until``. None when the backend cannot
         tell, which callers take as "anything may have changed"."""
         return None
+
+    def consistent(self) -> AbstractContextManager[Any]:
+        """A block whose reads in this thread all see one state of the store
+        (a request that looks up a dataset, its head and its files several
+        times). Writes from this thread are not allowed inside it."""
+        return nullcontext()
 
     def compact(self, name: str) -> dict[str, Any] | None:
         """Rewrite what many small commits left scattered (a layout a backend

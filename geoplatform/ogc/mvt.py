@@ -487,22 +487,36 @@ def varints(v: np.ndarray) -> bytes:
     Byte k of every value that has one is written in one pass (7 bits, low
     first, the high bit set where more follow); most values of a tile take one
     or two bytes, so the first pass covers all values and the later ones are short.
+    Values that fit in 32 bits (nearly every tile's) are worked on as such.
     """
-    v = np.asarray(v, np.uint64)
+    v = np.asarray(v)
     if not len(v):
         return b""
-    sizes = varint_sizes(v)
-    ends = np.cumsum(sizes)
+    if v.dtype != np.uint32:
+        v = v.astype(np.uint64)
+        if v.max() < (1 << 32):
+            v = v.astype(np.uint32)
+    if v.dtype == np.uint32:
+        sizes = 1 + (v >= 1 << 7).view(np.uint8)
+        for limit in (1 << 14, 1 << 21, 1 << 28):
+            more = v >= limit
+            if not more.any():
+                break
+            sizes += more.view(np.uint8)
+    else:
+        sizes = varint_sizes(v)
+    seven, low = v.dtype.type(7), v.dtype.type(0x7F)
+    ends = np.cumsum(sizes, dtype=np.int64)
     out = np.empty(int(ends[-1]), np.uint8)
     starts = ends - sizes
-    out[starts] = (v & np.uint64(0x7F)).astype(np.uint8) | ((sizes > 1).astype(np.uint8) << np.uint8(7))
+    out[starts] = (v & low).astype(np.uint8) | ((sizes > 1).view(np.uint8) << np.uint8(7))
     big = np.flatnonzero(sizes > 1)
-    pos, rest, left = starts[big], v[big] >> np.uint64(7), sizes[big] - 1
+    pos, rest, left = starts[big], v[big] >> seven, sizes[big] - 1
     k = 1
     while len(pos):
         more = left > 1
-        out[pos + k] = (rest & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))
-        pos, rest, left = pos[more], rest[more] >> np.uint64(7), left[more] - 1
+        out[pos + k] = (rest & low).astype(np.uint8) | (more.view(np.uint8) << np.uint8(7))
+        pos, rest, left = pos[more], rest[more] >> seven, left[more] - 1
         k += 1
     return out.tobytes()
 

@@ -210,7 +210,8 @@ def _query(cube: Any, layer: LayerConfig, params: Mapping[str, str]) -> dict[str
     if when is not None:
         sub["datetime"] = when
     q, *_ = F.query_params(layer, sub)
-    plan_query(cube.backend, layer.dataset, **q)
+    if q:  # (nothing to check in a plain tile request)
+        plan_query(cube.backend, layer.dataset, **q)
     return q
 
 
@@ -546,6 +547,12 @@ def tile(svc: TileService, cube: Any, layers: Sequence[LayerConfig], tms: TileMa
         raise DatasetNotFound(f"tile matrix set {tms.id!r} has no tile matrix {z!r}") from None
     if not tms.contains(z, row, col):
         raise DatasetNotFound(f"tile {z}/{row}/{col} is outside tile matrix {z!r} of {tms.id}")
+    with cube.backend.consistent():  # one state of the store for the whole tile
+        return _tile(svc, cube, layers, tms, z, row, col, params, if_none_match)
+
+
+def _tile(svc: TileService, cube: Any, layers: Sequence[LayerConfig], tms: TileMatrixSet, z: str, row: int,
+          col: int, params: Mapping[str, str], if_none_match: str | None) -> tuple[int, dict[str, str], bytes]:
     queries = [_query(cube, layer, params) for layer in layers]
     as_of = params.get("as-of")
     snaps = tuple((layer.dataset, resolve_snapshot(cube.backend, layer.dataset, as_of)) for layer in layers)

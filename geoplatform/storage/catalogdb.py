@@ -163,6 +163,8 @@ class CatalogDB:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front
         so two writers never both read-then-write the same state."""
+        if getattr(self._local, "reading", 0):
+            raise StoreError("a write inside a consistent read of the catalog (reading())")
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -175,6 +177,9 @@ class CatalogDB:
 
     # datasets -------------------------------------------------------------
     def dataset(self, name: str) -> DatasetRow:
+        pinned = self._pinned()
+        if pinned is not None and ("dataset", name) in pinned:
+            return pinned["dataset", name]  # type: ignore[no-any-return]
         row = self.con.execute(
             "SELECT id, name, spec, key_bounds FROM datasets WHERE name=?", (name,)).fetchone()
         if row is None:
@@ -187,6 +192,8 @@ class CatalogDB:
             if len(self._rows) > 256:
                 self._rows.clear()
             self._rows[key] = got
+        if pinned is not None:
+            pinned["dataset", name] = got
         return got
 
     def datasets(self) -> list[DatasetRow]:
@@ -223,23 +230,43 @@ class CatalogDB:
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: its statements see one state of the catalog
-        (WAL), even while a writer commits between them."""
+        (WAL), even while a writer commits between them. Blocks nest (the
+        outermost holds the transaction); inside, a dataset's row, head and
+        layout state are looked up once."""
+        loc = self._local
+        depth = getattr(loc, "reading", 0)
         con = self.con
-        con.execute("BEGIN")
+        if depth == 0:
+            con.execute("BEGIN")
+            loc.memo = {}
+        loc.reading = depth + 1
         try:
             yield con
         finally:
-            con.execute("COMMIT")
+            loc.reading = depth
+            if depth == 0:
+                loc.memo = None
+                con.execute("COMMIT")
+
+    def _pinned(self) -> dict[Any, Any] | None:
+        """The lookups of this thread's read transaction, None outside one."""
+        return getattr(self._local, "memo", None)
 
     def state(self, dataset_id: int) -> tuple[int, int]:
         """The dataset's head snapshot and its layout generation, which a
         compaction moves on (what any snapshot reads is unchanged; where it is, is not)."""
+        pinned = self._pinned()
+        if pinned is not None and ("state", dataset_id) in pinned:
+            return pinned["state", dataset_id]  # type: ignore[no-any-return]
         row = self.con.execute(
             "SELECT (SELECT max(id) FROM snapshots WHERE dataset_id=?),"
             " (SELECT gen FROM layouts WHERE dataset_id=?)", (dataset_id, dataset_id)).fetchone()
         if row[0] is None:
             raise StoreError(f"dataset {dataset_id} has no snapshot")
-        return int(row[0]), int(row[1] or 0)
+        got = int(row[0]), int(row[1] or 0)
+        if pinned is not None:
+            pinned["state", dataset_id] = got
+        return got
 
     def garbage(self, name: str, grace_s: float) -> set[str]:
         """Files a compaction of dataset ``name`` replaced less than ``grace_s``
@@ -271,6 +298,8 @@ class CatalogDB:
         return int(cur.lastrowid)
 
     def head(self, dataset_id: int) -> int:
+        if self._pinned() is not None:
+            return self.state(dataset_id)[0]
         row = self.con.execute("SELECT max(id) FROM snapshots WHERE dataset_id=?", (dataset_id,)).fetchone()
         if row[0] is None:
             raise StoreError(f"dataset {dataset_id} has no snapshot")

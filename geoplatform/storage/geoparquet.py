@@ -52,7 +52,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -277,6 +277,9 @@ class GeoParquetBackend(StorageBackend):
     def create_dataset(self, spec: DatasetSpec) -> Snapshot:
         crs = resolve_crs(spec.storage_crs)
         return self.db.create_dataset(spec, tuple(float(v) for v in crs.bounds_in_crs))
+
+    def consistent(self) -> AbstractContextManager[Any]:
+        return self.db.reading()
 
     def get_spec(self, name: str) -> DatasetSpec:
         return self.db.dataset(name).spec

@@ -327,6 +327,11 @@ def test_varints_match_the_scalar_encoding() -> None:
     v = np.concatenate([rng.integers(0, 2**63, 300, dtype=np.uint64), np.array([0, 1, 127, 128, 2**64 - 1],
                                                                                   np.uint64)])
     assert mvt.varints(v) == b"".join(mvt._varint(int(n)) for n in v)
+    # values that fit in 32 bits take another path: every byte count, each side of its limit
+    edges = np.array([(1 << (7 * k)) + d for k in range(1, 5) for d in (-1, 0)] + [0, 2**32 - 1], np.uint64)
+    small = np.concatenate([rng.integers(0, 2**32, 300, dtype=np.uint64), edges])
+    assert mvt.varints(small) == b"".join(mvt._varint(int(n)) for n in small)
+    assert mvt.varints(small % 128) == (small % 128).astype(np.uint8).tobytes()  # one byte each
 
 
 def test_thinning_keeps_at_most_the_limit_one_per_cell_deterministically() -> None:

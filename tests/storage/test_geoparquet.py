@@ -559,3 +559,30 @@ def test_the_row_group_cache_answers_as_the_files_do_within_its_budget(tmp_path:
     assert big is not None and big.used > tiny.budget  # it kept what the tiny one had to let go
     for c in cubes.values():
         c.close()
+
+
+def test_a_consistent_read_sees_one_state_while_another_writer_commits(tmp_path: Path) -> None:
+    from tests.storage.contract import AREA, POINTS, points_frame, spec
+
+    from geoplatform.errors import StoreError
+
+    reader = open_cube(str(tmp_path / "store"))
+    reader.create_dataset(spec(POINTS))
+    reader.ingest("pts", points_frame(50, seed=1))
+    writer = open_cube(str(tmp_path / "store"))  # another catalog connection, as another process has
+    head = reader.backend.head("pts")
+    with reader.backend.consistent():
+        assert len(reader.query("pts", bbox=AREA)) == 50
+        writer.ingest("pts", points_frame(20, seed=2, start=1000))
+        # the block's reads keep the state they began with: head, rows and the manifest agree
+        assert reader.backend.head("pts") == head
+        assert len(reader.query("pts", bbox=AREA)) == 50
+        assert len(reader.query("pts", bbox=AREA, as_of=head)) == 50
+        with reader.backend.consistent():  # nested: the same state
+            assert reader.backend.head("pts") == head
+        files = sorted((tmp_path / "store").rglob("*.parquet"))
+        with pytest.raises(StoreError, match="inside a consistent read"):
+            reader.ingest("pts", points_frame(5, seed=3, start=2000))
+        assert sorted((tmp_path / "store").rglob("*.parquet")) == files  # nothing left behind
+    assert reader.backend.head("pts") > head
+    assert len(reader.query("pts", bbox=AREA)) == 70
