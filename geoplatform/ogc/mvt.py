@@ -242,28 +242,37 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     # Not cut at the buffer: cutting gives such a polygon more corners, not fewer, and one that
     # reaches less than a tile's width past the tile stays well inside MVT's integer range
     # (clients cut at the tile edge as they draw). NaN fails every comparison.
-    near = ((cx >= -extent) & (cx <= 2 * extent) & (cy >= -extent) & (cy <= 2 * extent)).all(axis=1)
     cx, cy = np.rint(cx), np.rint(cy)
+    x_lo, x_hi = np.minimum(np.minimum(cx[:, 0], cx[:, 1]), np.minimum(cx[:, 2], cx[:, 3])), \
+        np.maximum(np.maximum(cx[:, 0], cx[:, 1]), np.maximum(cx[:, 2], cx[:, 3]))
+    y_lo, y_hi = np.minimum(np.minimum(cy[:, 0], cy[:, 1]), np.minimum(cy[:, 2], cy[:, 3])), \
+        np.maximum(np.maximum(cy[:, 0], cy[:, 1]), np.maximum(cy[:, 2], cy[:, 3]))
+    near = (x_lo >= -extent) & (x_hi <= 2 * extent) & (y_lo >= -extent) & (y_hi <= 2 * extent)
     # edges and turns; a triangle's repeated corner makes a zero edge, so it is judged on its three
     nxt = np.array([1, 2, 3, 0])
     ex, ey = cx[:, nxt] - cx, cy[:, nxt] - cy
     turn = _cross(ex, ey, ex[:, nxt], ey[:, nxt])
-    turn_tri = turn[:, :2]  # a->b->c and b->c->a
-    quad_ok = ((turn > 0).all(axis=1) | (turn < 0).all(axis=1))
-    tri_ok = ((turn_tri > 0).all(axis=1) | (turn_tri < 0).all(axis=1))
+    positive, negative = turn > 0, turn < 0
+    quad_ok = positive.all(axis=1) | negative.all(axis=1)
+    tri_ok = (positive[:, 0] & positive[:, 1]) | (negative[:, 0] & negative[:, 1])  # a->b->c, b->c->a
     handled = near & np.where(tri, tri_ok, quad_ok)
     if not handled.any():
         return None
-    cx, cy, ex, ey, tri, turn = cx[handled], cy[handled], ex[handled], ey[handled], tri[handled], turn[handled]
     rows = cand[handled]
     # Which of them meet the buffered tile (the others are handled: they draw nothing).
     # Two convex shapes are apart when an axis separates them: one of the box's (its
     # sides) or one of the polygon's (an edge with every box corner strictly outside).
-    meets = (cx.max(axis=1) >= lo) & (cx.min(axis=1) <= hi) & (cy.max(axis=1) >= lo) & (cy.min(axis=1) <= hi)
-    bx, by = np.array([lo, hi, hi, lo]), np.array([lo, lo, hi, hi])
-    side = (ex[:, :, None] * (by - cy[:, :, None]) - ey[:, :, None] * (bx - cx[:, :, None])) \
-        * np.sign(turn[:, :1, None])  # > 0: the corner is on the polygon's side of the edge
-    meets &= ~(side < 0).all(axis=2).any(axis=1)
+    # Only a polygon across the buffered tile's edge needs the second test.
+    meets = (x_hi >= lo) & (x_lo <= hi) & (y_hi >= lo) & (y_lo <= hi)
+    across = np.flatnonzero(handled & meets & ~((x_lo >= lo) & (x_hi <= hi) & (y_lo >= lo) & (y_hi <= hi)))
+    if len(across):
+        bx, by = np.array([lo, hi, hi, lo]), np.array([lo, lo, hi, hi])
+        ax, ay, aex, aey = cx[across], cy[across], ex[across], ey[across]
+        side = (aex[:, :, None] * (by - ay[:, :, None]) - aey[:, :, None] * (bx - ax[:, :, None])) \
+            * np.sign(turn[across, :1, None])  # > 0: the corner is on the polygon's side of the edge
+        meets[across] = ~(side < 0).all(axis=2).any(axis=1)
+    meets = meets[handled]
+    cx, cy, tri, turn = cx[handled], cy[handled], tri[handled], turn[handled]
     if not meets.all():
         cx, cy, tri, turn = cx[meets], cy[meets], tri[meets], turn[meets]
     drawn = np.flatnonzero(meets)
@@ -272,10 +281,11 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
     # exterior rings have a positive surveyor's area in tile coordinates (y down): the turns say
     # which way a ring goes; a reversed ring keeps its first corner
     flip = turn[:, 0] < 0
-    order = np.where(flip[:, None], np.array([0, 3, 2, 1]), np.arange(4))
-    order[flip & tri] = np.array([0, 2, 1, 3])
-    cx = np.take_along_axis(cx, order, 1).astype(np.int64)
-    cy = np.take_along_axis(cy, order, 1).astype(np.int64)
+    if flip.any():
+        order = np.where(flip[:, None], np.array([0, 3, 2, 1]), np.arange(4))
+        order[flip & tri] = np.array([0, 2, 1, 3])
+        cx, cy = np.take_along_axis(cx, order, 1), np.take_along_axis(cy, order, 1)
+    cx, cy = cx.astype(np.int64), cy.astype(np.int64)
     keep, commands = [], []
     for corners, these in ((4, ~tri), (3, tri)):
         if these.any():
@@ -735,7 +745,8 @@ def _properties(table: pa.Table | None, keep: np.ndarray) -> tuple[list[str], by
             if origin[j] == j and columns[j].type == c.type and columns[j].equals(c):
                 origin[i] = j
                 break
-    table = table.take(pa.array(keep))
+    if len(keep) != len(table) or not np.array_equal(keep, np.arange(nf)):
+        table = table.take(pa.array(keep))
     cols: list[tuple[str, str, pa.Array]] = []
     done: dict[int, tuple[str, pa.Array] | None] = {}
     for i, name in enumerate(table.column_names):
