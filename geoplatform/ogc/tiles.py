@@ -408,6 +408,14 @@ class _LayerResult:
     thinned: tuple[int, int, int, int] | None  # matched (estimated when sampled), kept, grid cells per side, k of 1/k sampled
 
 
+#: (tiles across a tile matrix, at least; margin): how much larger than the tolerance a
+#: polygon may look beside the query box in the storage CRS and still be within it in the
+#: tile's. More than the scale changes across a tile: 8 times for a tile an eighth of the
+#: world wide, 1.5 from a 64th (Web Mercator's changes by under 10% there, up to 80 degrees
+#: north). Wider tiles test every polygon in the tile's CRS.
+_TINY_MARGINS: tuple[tuple[int, float], ...] = ((64, 1.5), (8, 8.0))
+
+
 def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrixSet, z: str,
                 bounds: tuple[float, float, float, float], qbox: tuple[float, float, float, float],
                 q: dict[str, Any]) -> _LayerResult:
@@ -447,12 +455,10 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
         # stored bbox, its geometry is never decoded (most of a low-zoom tile's buildings).
         maybe = np.arange(len(rows))
         tiles_across = tms.matrix(z).matrix_width
-        if tiles_across >= 8:
+        margin = next((m for least, m in _TINY_MARGINS if tiles_across >= least), None)
+        if margin is not None:
             # Only a polygon small beside the query box in the storage CRS too can be: the
-            # others are not converted. The margin is more than the scale changes across a
-            # tile: 8 times for a tile an eighth of the world wide, 1.5 from a 64th (Web
-            # Mercator's changes by under 10% there, up to 80 degrees north).
-            margin = 1.5 if tiles_across >= 64 else 8.0
+            # others are not converted.
             sb = _bbox_in(qbox, crs, spec.storage_crs)
             across = (s.extent + 2 * s.buffer) / (margin * tolerance)
             maybe = np.flatnonzero(((stored[2][rows] - stored[0][rows]) * across <= sb[2] - sb[0])

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import httpx
 import mapbox_vector_tile
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
@@ -21,8 +23,10 @@ from starlette.testclient import TestClient
 
 import geoplatform as gp
 from geoplatform.catalog import load_city_catalog, publish
+from geoplatform.catalog.layers import LayerConfig
 from geoplatform.crs import transform_xy
 from geoplatform.ogc import mvt
+from geoplatform.ogc import tiles as tiles_module
 from geoplatform.ogc.app import create_app
 from geoplatform.ogc.tms import load_tile_matrix_sets
 from geoplatform.samples.city import build_sample_city
@@ -395,6 +399,46 @@ def test_a_commit_invalidates_only_the_tiles_over_what_it_changed(city_store: Pa
     old = client.get(f"/collections/buildings/tiles/WebMercatorQuad/{z}/{row}/{col}", params={"as-of": before})
     assert fid in {f["properties"].get("fid") for f in decode(old.content)["buildings"]["features"]}
     assert "immutable" in old.headers["cache-control"]
+
+
+def test_the_storage_crs_pre_test_of_tiny_polygons_changes_no_tile(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Polygons within the simplification tolerance are drawn as their boxes; only those
+    # small in the storage CRS too are taken to the tile's CRS to be tested. The tiles
+    # must be the bytes they are when every polygon is tested. Rotated squares and
+    # triangles from 1 m to 2 km across (a box draws unlike them), in CGCS2000.
+    rng = np.random.default_rng(12)
+    n = 4000
+    lon = XIAN[0] + rng.normal(0, 0.05, n)
+    lat = XIAN[1] + rng.normal(0, 0.05, n)
+    r = 10 ** rng.uniform(0, 3.3, n) / 111_000  # degrees, about
+    a = rng.uniform(0, np.pi, n)
+    polys = []
+    for i in range(n):
+        k = 3 if i % 2 else 4
+        ang = a[i] + np.arange(k) * 2 * np.pi / k
+        polys.append(shapely.Polygon(np.column_stack([lon[i] + r[i] * np.cos(ang), lat[i] + r[i] * np.sin(ang)])))
+    frame = gpd.GeoDataFrame({"pid": np.arange(n), "t": pd.Timestamp("2025-01-01", tz="UTC")},
+                             geometry=polys, crs="EPSG:4490")
+    with gp.open_cube(tmp_path / "store") as cube:
+        cube.create_dataset({"name": "shapes", "geometry_type": "Polygon", "fid": "pid", "valid_from": "t",
+                             "instant": True})
+        cube.ingest("shapes", frame)
+        layer = LayerConfig(id="shapes", dataset="shapes")
+        svc = tiles_module.TileService.create(tiles_module.TileSettings(cache_bytes=0))
+        tms = SETS["WebMercatorQuad"]
+        wanted = []
+        for z in ("5", "8", "10", "12", "13", "14", "15", "16"):  # tiles at shapes
+            wanted += sorted({(z, *tile_at("WebMercatorQuad", z, lon[i], lat[i])) for i in range(0, n, n // 6)})
+
+        def render() -> list[bytes]:
+            return [tiles_module.tile(svc, cube, [layer], tms, z, str(row), str(col), {})[2]
+                    for z, row, col in wanted]
+
+        with_pre_test = render()
+        assert sum(len(b) > 0 for b in with_pre_test) >= 24
+        monkeypatch.setattr(tiles_module, "_TINY_MARGINS", ())
+        assert render() == with_pre_test
 
 
 def test_the_feature_cap_thins_and_says_so(city_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
