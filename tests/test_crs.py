@@ -416,3 +416,24 @@ def test_warm_transforms_builds_each_transformer_once() -> None:
     transform_xy([111.0], [34.0], "EPSG:4490", "EPSG:4546")
     after = _transformer.cache_info()
     assert after.misses == before.misses and after.hits == before.hits + 1
+
+
+@pytest.mark.parametrize("geographic", ["EPSG:4326", "EPSG:4490"])
+def test_web_mercator_in_numpy_matches_proj(geographic: str) -> None:
+    # Conversions to and from Web Mercator use PROJ's formula in numpy: the same
+    # values, the same wrapping of longitudes and the same refusal past a pole.
+    fwd = pyproj.Transformer.from_crs(geographic, "EPSG:3857", always_xy=True)
+    inv = pyproj.Transformer.from_crs("EPSG:3857", geographic, always_xy=True)
+    rng = np.random.default_rng(4)
+    lon = np.concatenate([rng.uniform(-180, 180, 20_000), [-180.0, 180.0, 0.0, 190.0, -200.0, 540.0, 179.9999999]])
+    lat = np.concatenate([rng.uniform(-89.99, 89.99, 20_000), [0.0, 0.0, 90.0, 10.0, -45.0, -90.0, 85.0511287798]])
+    x, y = transform_xy(lon, lat, geographic, "EPSG:3857")
+    px, py = fwd.transform(lon, lat)
+    assert np.allclose(x, px, rtol=1e-14, atol=1e-8) and np.allclose(y, py, rtol=1e-14, atol=1e-8)
+    ex = np.concatenate([px[:-7], [2.1e7, -2.0037508342789244e7, 0.0, 3.9e7]])
+    ey = np.concatenate([py[:-7], [0.0, 5e6, 3e7, -1e6]])
+    lo, la = transform_xy(ex, ey, "EPSG:3857", geographic)
+    plo, pla = inv.transform(ex, ey)
+    assert np.allclose(lo, plo, rtol=0, atol=1e-12) and np.allclose(la, pla, rtol=0, atol=1e-12)
+    with pytest.raises(CRSError, match="could not be transformed"):
+        transform_xy([10.0], [91.0], geographic, "EPSG:3857")
