@@ -272,7 +272,7 @@ def cube_load(datasets: list[BenchDataset], log=print) -> dict:
     cube = gp.open_cube(str(STORE))
     # the store is reloaded when its layout setting changes, not only its sources
     s = Settings()
-    layout = f" row groups {s.row_group_size} space copy + samples, {s.space_row_group_size}"
+    layout = f" row groups {s.row_group_size} space copy + samples, {s.space_row_group_size} {s.space_compression}"
     marker = STORE / "bench_sources.json"
     loaded = json.loads(marker.read_text()) if marker.exists() else {}
     out = {}

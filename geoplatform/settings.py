@@ -6,6 +6,7 @@ They are an object handed to whatever needs them, never a module global.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,10 @@ class Settings(BaseSettings):
     max_file_rows: int = Field(default=2_000_000, ge=1_000)
     hilbert_order: int = Field(default=20, ge=4, le=31)
     compression_level: int = Field(default=3, ge=1, le=22)
+    # The space copy is a copy kept for reading speed: LZ4 decodes about four times as fast
+    # as zstd for some 20% more bytes (ARCHITECTURE.md, "The space copy").
+    space_compression: Literal["lz4", "zstd", "snappy", "none"] = Field(
+        default="lz4", description="Codec of the space copy and its samples (the rest is zstd)")
     fsync: bool = Field(default=True, description="fsync data files before a commit")
     lock_timeout_s: float = Field(default=600.0, gt=0)
     read_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description="Decoded row groups each process "

@@ -419,10 +419,13 @@ class GeoParquetBackend(StorageBackend):
         # table's schema metadata.
         geo_meta = records.geo_metadata(ds.spec, table, bbox)
         tmp = path.with_suffix(".parquet.tmp")
-        rgs = self.settings.space_row_group_size if label.startswith(SPACE) else self.settings.row_group_size
+        space = label.startswith(SPACE)
+        rgs = self.settings.space_row_group_size if space else self.settings.row_group_size
+        codec = self.settings.space_compression if space else "zstd"
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        with pq.ParquetWriter(tmp, table.schema, compression="zstd",
-                              compression_level=self.settings.compression_level, use_dictionary=strings,
+        with pq.ParquetWriter(tmp, table.schema, compression=codec,
+                              compression_level=self.settings.compression_level if codec == "zstd" else None,
+                              use_dictionary=strings,
                               write_statistics=["fid", "version", "valid_from", "valid_to"],
                               store_schema=False) as out:
             out.write_table(table, row_group_size=rgs)

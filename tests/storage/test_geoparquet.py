@@ -413,6 +413,25 @@ class TestGeoParquetSpaceCopy(StorageContract):
         assert be._manifest(ds, gpq.sample_label(16)).rg_rows.max() <= 300
         cube.close()
 
+    @pytest.mark.parametrize("codec", ["lz4", "zstd", "none"])
+    def test_space_copy_has_its_own_codec(self, tmp_path: Path, codec: str) -> None:
+        # the space copy (and its samples) is kept for reading speed; the rest stays zstd
+        cube = self.make_cube(tmp_path, Settings(space_compression=codec, progress=False))
+        cube.create_dataset(POINTS)
+        cube.ingest("pts", points_frame(3_000, seed=5))
+        want = {"lz4": "LZ4", "zstd": "ZSTD", "none": "UNCOMPRESSED"}[codec]
+        seen = set()
+        for f in (tmp_path / "store" / "data" / "pts").rglob("*.parquet"):
+            md = pq.ParquetFile(f).metadata
+            codecs = {md.row_group(g).column(c).compression for g in range(md.num_row_groups)
+                      for c in range(md.num_columns)}
+            space = f.parent.name.startswith(gpq.SPACE)
+            assert codecs == ({want} if space else {"ZSTD"}), f
+            seen.add(space)
+        assert seen == {True, False}
+        assert len(cube.query("pts", bbox=(116.0, 39.5, 117.0, 40.5))) == 3_000
+        cube.close()
+
 
 class TestGeoParquetCompacted(TestGeoParquetSpaceCopy):
     """The contract and the space-copy tests again, with the space copy compacted after every write:
