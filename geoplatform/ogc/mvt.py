@@ -271,13 +271,11 @@ def _convex_quads(arr: pa.Array, bounds: Bounds, extent: int, buffer: int,
         side = (aex[:, :, None] * (by - ay[:, :, None]) - aey[:, :, None] * (bx - ax[:, :, None])) \
             * np.sign(turn[across, :1, None])  # > 0: the corner is on the polygon's side of the edge
         meets[across] = ~(side < 0).all(axis=2).any(axis=1)
-    meets = meets[handled]
-    cx, cy, tri, turn = cx[handled], cy[handled], tri[handled], turn[handled]
-    if not meets.all():
-        cx, cy, tri, turn = cx[meets], cy[meets], tri[meets], turn[meets]
-    drawn = np.flatnonzero(meets)
+    drawn = np.flatnonzero(meets[handled])  # positions in rows
     if not len(drawn):
         return rows, _empty(_POLYGON)
+    draw = handled & meets
+    cx, cy, tri, turn = cx[draw], cy[draw], tri[draw], turn[draw]
     # exterior rings have a positive surveyor's area in tile coordinates (y down): the turns say
     # which way a ring goes; a reversed ring keeps its first corner
     flip = turn[:, 0] < 0
@@ -480,11 +478,14 @@ _LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], np.uint64)  # the small
 
 def varint_sizes(v: np.ndarray) -> np.ndarray:
     """Bytes each unsigned integer takes as a protobuf varint (a comparison per
-    byte that any value needs: a third of a binary search's time)."""
-    v = np.asarray(v, np.uint64)
+    byte that any value needs: a third of a binary search's time). 32-bit
+    values are compared as such."""
+    v = np.asarray(v)
+    if v.dtype != np.uint32:
+        v = v.astype(np.uint64)
     sizes = np.ones(len(v), np.int64)
-    for limit in _LIMITS:
-        more = v >= limit
+    for limit in _LIMITS[:4] if v.dtype == np.uint32 else _LIMITS:
+        more = v >= v.dtype.type(limit)
         if not more.any():
             break
         sizes += more
@@ -506,15 +507,7 @@ def varints(v: np.ndarray) -> bytes:
         v = v.astype(np.uint64)
         if v.max() < (1 << 32):
             v = v.astype(np.uint32)
-    if v.dtype == np.uint32:
-        sizes = 1 + (v >= 1 << 7).view(np.uint8)
-        for limit in (1 << 14, 1 << 21, 1 << 28):
-            more = v >= limit
-            if not more.any():
-                break
-            sizes += more.view(np.uint8)
-    else:
-        sizes = varint_sizes(v)
+    sizes = varint_sizes(v)
     seven, low = v.dtype.type(7), v.dtype.type(0x7F)
     ends = np.cumsum(sizes, dtype=np.int64)
     out = np.empty(int(ends[-1]), np.uint8)
@@ -612,7 +605,7 @@ def _string_values(values: pa.Array) -> bytes:
     out = np.empty(int(total.sum()), np.uint8)
     tokens = np.column_stack([np.full(n, 0x22), inner, np.full(n, 0x0A), lengths]).ravel()
     out[_ragged_positions(starts, head)] = np.frombuffer(varints(tokens), np.uint8)
-    out[_ragged_positions(starts + head, lengths)] = raw[_ragged_positions(offsets[:-1], lengths)]
+    out[_ragged_positions(starts + head, lengths)] = body
     return out.tobytes()
 
 

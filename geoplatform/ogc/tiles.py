@@ -464,7 +464,8 @@ def _make_layer(svc: TileService, cube: Any, layer: LayerConfig, tms: TileMatrix
             maybe = np.flatnonzero(((stored[2][rows] - stored[0][rows]) * across <= sb[2] - sb[0])
                                    & ((stored[3][rows] - stored[1][rows]) * across <= sb[3] - sb[1]))
         if len(maybe):
-            b = boxes()[rows[maybe]] if len(maybe) == len(rows) else boxes_of(rows[maybe])
+            # (thinning converted every row's box already)
+            b = boxes()[rows[maybe]] if thinned is not None else boxes_of(rows[maybe])
             unit = ((bounds[2] - bounds[0]) / s.extent, (bounds[3] - bounds[1]) / s.extent)
             small = ((b[:, 2] - b[:, 0]) <= tolerance * unit[0]) & ((b[:, 3] - b[:, 1]) <= tolerance * unit[1])
             tiny[maybe], tiny_boxes = small, b[small]
