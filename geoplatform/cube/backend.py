@@ -189,6 +189,10 @@ class StorageBackend(ABC):
         do; engines that manage their own storage do nothing."""
         return None
 
+    def grids(self) -> Any:
+        """The store's gridded datasets (a :class:`geoplatform.grids.store.GridStore`)."""
+        raise StoreError(f"the {self.name} backend keeps no grids")
+
     def close(self) -> None:
         """Release connections and caches."""
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
+    from geoplatform.grids.model import GridSpec
+
 
 class Cube:
     """A store of datasets keyed by location and time, with their history.
@@ -267,6 +269,57 @@ class Cube:
 
         return to_xarray(self, name, resolution=resolution, freq=freq, agg=agg, variable=variable,
                          crs=crs, chunks=chunks, **params)
+
+    # grids ---------------------------------------------------------------------
+    def create_grid(self, spec: "GridSpec | dict[str, Any]") -> Snapshot:
+        """Declare a gridded dataset; it starts with no time step."""
+        from geoplatform.grids.model import GridSpec
+
+        if isinstance(spec, dict):
+            spec = GridSpec.model_validate(spec)
+        return self.backend.grids().create(spec)
+
+    def grids(self) -> list["GridSpec"]:
+        """The gridded datasets, by name."""
+        g = self.backend.grids()
+        return [g.row(n).spec for n in g.names()]
+
+    def grid_snapshots(self, name: str) -> list[Snapshot]:
+        return self.backend.grids().snapshots(name)  # type: ignore[no-any-return]
+
+    def drop_grid(self, name: str) -> None:
+        self.backend.grids().drop(name)
+
+    def ingest_grid(self, name: str, source: Any, *, crs: str | None = None, times: Sequence[Any] | None = None,
+                    time_pattern: str | None = None, variables: Sequence[str] | None = None) -> Snapshot:
+        """Append the time steps of ``source`` to grid ``name`` as one snapshot.
+
+        ``source``: a NetCDF file, a Zarr folder, an ``xarray`` object, a GeoTIFF,
+        or a list, folder or glob of GeoTIFFs (one time step each). A GeoTIFF's
+        time comes from ``times``, else from its name by ``time_pattern`` (or the
+        grid's declared one), else from its TIME or TIFFTAG_DATETIME tag. The
+        source's steps must all come after the grid's last one. The same files
+        again add nothing (the snapshot that took them is returned).
+        """
+        from geoplatform.grids.readers import open_source
+        from geoplatform.grids.store import source_hash
+
+        g = self.backend.grids()
+        spec = g.row(name).spec
+        src = open_source(source, crs=crs or spec.crs, times=times, time_pattern=time_pattern or spec.time_pattern,
+                          variables=variables)
+        return g.append(name, src, source_hash(source))  # type: ignore[no-any-return]
+
+    def grid(self, name: str, *, as_of: Any = None, layout: Literal["map", "series"] = "map") -> "xr.Dataset":
+        """Grid ``name`` at a snapshot (default the newest) as a lazy, dask-backed
+        ``xarray.Dataset`` over (time, y, x), CF attributes and its CRS in
+        ``spatial_ref`` (and ``attrs["crs"]``).
+
+        ``layout`` picks the copy its dask chunks come from: ``"map"`` (a chunk per
+        step: maps, area statistics) or ``"series"`` (many steps per chunk: the
+        series of a point or a small area).
+        """
+        return self.backend.grids().open(name, as_of, layout)  # type: ignore[no-any-return]
 
 
 def _unfiltered(plan: QueryPlan) -> bool:

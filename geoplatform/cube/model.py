@@ -76,14 +76,8 @@ class CsvOptions(BaseModel):
         return self
 
 
-class DatasetSpec(BaseModel):
-    """A dataset's declaration: catalog metadata, schema and storage choices.
-
-    >>> spec = DatasetSpec(name="incidents", geometry_type="Point",
-    ...                    valid_from="reported_at", instant=True)
-    >>> spec.storage_crs
-    'EPSG:4490'
-    """
+class CatalogEntry(BaseModel):
+    """What every dataset of the catalog, vector or grid, declares about itself."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -99,6 +93,30 @@ class DatasetSpec(BaseModel):
     generated: bool = False
     keywords: tuple[str, ...] = ()
     update_frequency: UpdateFrequency = "unknown"
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"dataset name {v!r} must match {_NAME.pattern}")
+        return v
+
+    @model_validator(mode="after")
+    def _shared(self) -> "CatalogEntry":
+        if self.shared_with and self.open_level != "shared":
+            raise ValueError("shared_with is only for open_level 'shared'")
+        return self
+
+
+class DatasetSpec(CatalogEntry):
+    """A dataset's declaration: catalog metadata, schema and storage choices.
+
+    >>> spec = DatasetSpec(name="incidents", geometry_type="Point",
+    ...                    valid_from="reported_at", instant=True)
+    >>> spec.storage_crs
+    'EPSG:4490'
+    """
+
     storage_crs: str = "EPSG:4490"
     geometry_type: GeometryType | None = None  # None: inferred at the first ingest
     fid: str | None = None
@@ -121,13 +139,6 @@ class DatasetSpec(BaseModel):
     source_crs: str | None = None
     csv: CsvOptions | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"dataset name {v!r} must match {_NAME.pattern}")
-        return v
-
     @model_validator(mode="after")
     def _consistent(self) -> "DatasetSpec":
         if self.instant and self.valid_to:
@@ -139,8 +150,6 @@ class DatasetSpec(BaseModel):
         if self.space_copy and self.time_partition == "none":
             raise ValueError("space_copy needs a time_partition: without one the files are already "
                              "sorted by space alone")
-        if self.shared_with and self.open_level != "shared":
-            raise ValueError("shared_with is only for open_level 'shared'")
         if self.schema_ is not None:
             names = [f.name for f in self.schema_]
             dup = {n for n in names if names.count(n) > 1}

@@ -78,6 +78,31 @@ CREATE TABLE IF NOT EXISTS layouts (
     dataset_id INTEGER PRIMARY KEY,
     gen INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS grids (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL,
+    geometry TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grid_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    grid_id INTEGER NOT NULL REFERENCES grids(id) ON DELETE CASCADE,
+    parent_id INTEGER,
+    committed_at TEXT NOT NULL,
+    committed_us INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    source_hash TEXT,
+    steps INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grid_snapshots_grid ON grid_snapshots(grid_id, id);
+CREATE TABLE IF NOT EXISTS grid_steps (
+    grid_id INTEGER NOT NULL REFERENCES grids(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    time_us INTEGER NOT NULL,
+    PRIMARY KEY (grid_id, step)
+);
 CREATE TABLE IF NOT EXISTS garbage (
     path TEXT PRIMARY KEY,
     dataset_id INTEGER NOT NULL,
@@ -206,6 +231,8 @@ class CatalogDB:
         with self.transaction() as con:
             if con.execute("SELECT 1 FROM datasets WHERE name=?", (spec.name,)).fetchone():
                 raise DatasetExists(f"dataset {spec.name!r} already exists", dataset=spec.name)
+            if con.execute("SELECT 1 FROM grids WHERE name=?", (spec.name,)).fetchone():
+                raise DatasetExists(f"{spec.name!r} is already the name of a grid", dataset=spec.name)
             cur = con.execute(
                 "INSERT INTO datasets (name, spec, key_bounds, created_at) VALUES (?,?,?,?)",
                 (spec.name, spec.model_dump_json(by_alias=True), json.dumps(list(key_bounds)), iso))

@@ -883,6 +883,11 @@ class GeoParquetBackend(StorageBackend):
         extent = (float(b[0].min()), float(b[1].min()), float(b[2].max()), float(b[3].max()))
         return extent, int(vf.min()), int(vt.max())
 
+    def grids(self) -> Any:
+        from geoplatform.grids.store import GridStore
+
+        return GridStore(self.db, self.root / "grids", self._dataset_lock)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self.db.close()
