@@ -321,6 +321,19 @@ class Cube:
         """
         return self.backend.grids().open(name, as_of, layout)  # type: ignore[no-any-return]
 
+    def series(self, name: str, *, station: str, variables: Sequence[str] | None = None,
+               stations: str | None = None, station_id: str | None = None, freq: str | None = None,
+               agg: Literal["mean", "sum", "min", "max", "count", "first", "last"] = "mean",
+               crs: str | None = None, **params: Any) -> "xr.Dataset":
+        """A point dataset of observations as an ``xarray.Dataset`` over (station, time).
+
+        See :func:`geoplatform.grids.series.series`.
+        """
+        from geoplatform.grids.series import series
+
+        return series(self, name, station=station, variables=variables, stations=stations,
+                      station_id=station_id, freq=freq, agg=agg, crs=crs, **params)
+
 
 def _unfiltered(plan: QueryPlan) -> bool:
     """Whether every record of the snapshot matches, in scan order (no sort)."""
