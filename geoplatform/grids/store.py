@@ -241,10 +241,12 @@ class GridStore:
 
     def _group(self, path: Path, copy: str, spec: GridSpec, geom: GridGeometry,
                variables: tuple[GridVariable, ...], steps: int) -> Any:
-        """The copy's Zarr group, made with its CF coordinates on the first append."""
+        """The copy's Zarr group, made with its CF coordinates on the first append
+        (made anew while no step is committed: a first append that died may have
+        left half a group)."""
         import zarr
 
-        if (path / "zarr.json").exists():
+        if steps and (path / "zarr.json").exists():
             return zarr.open_group(path, mode="r+", zarr_format=3)
         pcrs = resolve_crs(geom.crs)
         g = zarr.open_group(path, mode="w", zarr_format=3)
@@ -295,7 +297,6 @@ class GridStore:
             raise ValueError(f"layout {layout!r} is not one of {COPIES}")
         row, sid, steps = self.resolve(name, as_of)
         spec, geom = row.spec, row.geometry
-        coords: dict[str, Any] = {}
         data: dict[str, Any] = {}
         times = self.times_us(row.id, steps).astype("datetime64[us]").astype("datetime64[ns]")
         if geom is None:  # declared, nothing ingested yet

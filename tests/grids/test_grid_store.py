@@ -199,6 +199,16 @@ def test_uncommitted_steps_are_never_read(cube: gp.Cube) -> None:
         np.testing.assert_array_equal(got.pm25.values[5:], nxt.pm25.values)
 
 
+def test_a_first_append_that_died_leaves_nothing_in_the_way(cube: gp.Cube) -> None:
+    import zarr
+
+    cube.create_grid({"name": "air"})
+    half = zarr.open_group(Path(cube.backend.location) / "grids" / "air" / "map.zarr", mode="w", zarr_format=3)
+    half.attrs["left"] = "behind"  # a group without its arrays
+    cube.ingest_grid("air", air(2))
+    np.testing.assert_array_equal(cube.grid("air").pm25.values, air(2).pm25.values)
+
+
 def test_names_are_shared_with_vector_datasets(cube: gp.Cube) -> None:
     cube.create_grid({"name": "air"})
     with pytest.raises(DatasetExists):
