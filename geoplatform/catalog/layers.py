@@ -10,6 +10,7 @@ they are loaded, and every error names the file.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -87,6 +88,30 @@ class LayerConfig(BaseModel):
         return v
 
 
+class GridLayerConfig(BaseModel):
+    """One published grid: an EDR collection (a layer file with ``grid:``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    grid: str
+    title: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()
+    crs: tuple[str, ...] = ("OGC:CRS84",)
+    max_cells: int = Field(default=5_000_000, ge=1, description="values one request may return")
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str) -> str:
+        return LayerConfig._id_ok(v)
+
+    @field_validator("crs")
+    @classmethod
+    def _crs_ok(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return LayerConfig._crs_ok(v)
+
+
 def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig]:
     """Every ``<theme>/<layer>.yaml`` under ``layers_dir``, checked against ``catalog``:
     the dataset exists, the folder is the dataset's theme, published properties are
@@ -94,7 +119,10 @@ def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig
     out: dict[str, LayerConfig] = {}
     where: dict[str, Path] = {}
     for path in sorted(layers_dir.glob("*/*.yaml")):
-        layer: LayerConfig = _validate(LayerConfig, _load_yaml(path), str(path))
+        raw = _load_yaml(path)
+        if isinstance(raw, dict) and "grid" in raw:
+            continue  # a grid layer: load_grid_layers
+        layer: LayerConfig = _validate(LayerConfig, raw, str(path))
         try:
             spec = catalog.dataset(layer.dataset)
         except KeyError:
@@ -114,4 +142,20 @@ def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig
             raise CatalogError(f"{path}: layer id {layer.id!r} is already used by {where[layer.id]}")
         out[layer.id] = layer
         where[layer.id] = path
+    return out
+
+
+def load_grid_layers(layers_dir: Path, vector_ids: Iterable[str] = ()) -> dict[str, GridLayerConfig]:
+    """The grid layers (files with ``grid:``) under ``layers_dir``: EDR collections.
+    Their ids are unique, among the vector layers' ``vector_ids`` too."""
+    taken = set(vector_ids)
+    out: dict[str, GridLayerConfig] = {}
+    for path in sorted(layers_dir.glob("*/*.yaml")):
+        raw = _load_yaml(path)
+        if not (isinstance(raw, dict) and "grid" in raw):
+            continue
+        layer: GridLayerConfig = _validate(GridLayerConfig, raw, str(path))
+        if layer.id in taken or layer.id in out:
+            raise CatalogError(f"{path}: layer id {layer.id!r} is already used")
+        out[layer.id] = layer
     return out

@@ -17,7 +17,7 @@ import contextlib
 import hmac
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from geoplatform.catalog.describe import describe
-from geoplatform.catalog.layers import LayerConfig, load_layers
+from geoplatform.catalog.layers import GridLayerConfig, LayerConfig, load_grid_layers, load_layers
 from geoplatform.catalog.models import CityCatalog, load_city_catalog
 from geoplatform.crs import resolve_crs, warm_transforms
 from geoplatform.cube.cql2 import SUPPORTED_CONFORMANCE
 from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.cube.query import queryables
 from geoplatform.errors import (
-    CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, Unauthorized,
+    CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, StoreError, Unauthorized,
 )
+from geoplatform.ogc import edr as E
 from geoplatform.ogc import features as F
 from geoplatform.ogc import tiles as TL
 from geoplatform.ogc import records as R
@@ -64,6 +65,7 @@ CONFORMANCE = (
     *SUPPORTED_CONFORMANCE,
     *TL.TILES_CONFORMANCE,
     *R.RECORDS_CONFORMANCE,
+    *E.EDR_CONFORMANCE,
 )
 
 
@@ -74,10 +76,22 @@ class Platform:
     cube: Cube
     layers: dict[str, LayerConfig]
     catalog: CityCatalog
+    grids: dict[str, GridLayerConfig] = field(default_factory=dict)
 
     def layer(self, cid: str) -> LayerConfig:
         layer = self.layers.get(cid)
         if layer is None:
+            if cid in self.grids:
+                raise DatasetNotFound(f"collection {cid!r} is a grid: it serves EDR queries "
+                                      f"({', '.join(E.QUERY_TYPES)}), not features")
+            raise DatasetNotFound(f"no collection {cid!r}")
+        return layer
+
+    def grid_layer(self, cid: str) -> GridLayerConfig:
+        layer = self.grids.get(cid)
+        if layer is None:
+            if cid in self.layers:
+                raise DatasetNotFound(f"collection {cid!r} holds features: it serves no EDR query")
             raise DatasetNotFound(f"no collection {cid!r}")
         return layer
 
@@ -97,13 +111,19 @@ def _no_params(request: Request) -> None:
         raise InvalidParameterValue(f"unknown query parameters {extra}; this resource takes only f")
 
 
-def _params(request: Request) -> dict[str, str]:
-    """Query parameters, each at most once; ``f`` is json (the default) or html."""
+def _params_edr(request: Request) -> dict[str, str]:
+    """EDR query parameters, each at most once (``f`` is the query's own)."""
     params: dict[str, str] = {}
     for k, v in request.query_params.multi_items():
         if k in params:
             raise InvalidParameterValue(f"parameter {k!r} is given more than once")
         params[k] = v
+    return params
+
+
+def _params(request: Request) -> dict[str, str]:
+    """Query parameters, each at most once; ``f`` is json (the default) or html."""
+    params = _params_edr(request)
     fmt = params.pop("f", None)
     if fmt not in (None, "json", "geojson", "html"):
         raise InvalidParameterValue(f"f={fmt!r} is not served; use f=json or f=html")
@@ -137,6 +157,7 @@ async def api(request: Request) -> Response:
     specs = {layer.dataset: p.cube.dataset(layer.dataset) for layer in p.layers.values()}
     doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
     doc["paths"].update(R.openapi_paths())
+    doc["paths"].update(E.openapi_paths(p.grids))
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
                                        {"openapi-document-path": f"{_base(request)}/api"})
@@ -187,6 +208,7 @@ async def collections(request: Request) -> Response:
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
     cols.append(R.catalog_collection(base, [(c["extent"]["spatial"]["bbox"][0], c["extent"]["temporal"]["interval"][0])
                                             for c in cols]))
+    cols[-1:-1] = await run_in_threadpool(lambda: [E.collection(p.cube, g, base) for g in p.grids.values()])
     doc = {"collections": cols, "links": [
         {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"},
         {"href": f"{base}/collections?f=html", "rel": "alternate", "type": HTML, "title": "Collections as HTML"}]}
@@ -198,8 +220,11 @@ async def collections(request: Request) -> Response:
 async def collection(request: Request) -> Response:
     _no_params(request)
     p: Platform = request.app.state.platform
-    layer = p.layer(request.path_params["cid"])
-    doc = await run_in_threadpool(_collection, p, layer, _base(request))
+    cid = request.path_params["cid"]
+    if cid in p.grids:
+        doc = await run_in_threadpool(E.collection, p.cube, p.grids[cid], _base(request))
+    else:
+        doc = await run_in_threadpool(_collection, p, p.layer(cid), _base(request))
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.collection, _base(request), doc)
     return _json(doc)
@@ -351,6 +376,11 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
     cube = open_cube(store if store is not None else settings.store, settings=settings)
     present = {s.name for s in cube.datasets()}
     layers = {k: v for k, v in load_layers(layers_dir or ROOT / "layers", cat).items() if v.dataset in present}
+    try:
+        stored_grids = set(cube.backend.grids().names())
+    except StoreError:  # a backend that keeps no grids
+        stored_grids = set()
+    grids = {k: v for k, v in load_grid_layers(layers_dir or ROOT / "layers", layers).items() if v.grid in stored_grids}
     if R.RECORDS in layers:
         raise CatalogError(f"layer id {R.RECORDS!r} is reserved for the dataset catalog")
     app = Starlette(
@@ -365,6 +395,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             Route("/collections", collections),
             *R.records_routes(_params),
             *TL.tile_routes(),
+            *E.edr_routes(_params_edr),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
             Route("/collections/{cid}/schema", schema_),
@@ -376,7 +407,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         ],
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
-    app.state.platform = Platform(cube, layers, cat)
+    app.state.platform = Platform(cube, layers, cat, grids)
     # pyproj builds a transformer on first use (about half a second or more each): build
     # those the layers offer in the background, not in the first requests.
     pairs = {(cube.dataset(v.dataset).storage_crs, c) for v in layers.values()

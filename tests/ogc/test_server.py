@@ -53,24 +53,32 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
+def serving(work: Path, args: list[str] = (), env: dict[str, str] | None = None,  # type: ignore[assignment]
+            probe: str = "/conformance") -> Iterator[str]:
+    """``geoplatform serve`` of the store in ``work`` (with ``args``) on a free port."""
+    port = _free_port()
+    exe = Path(sys.executable).parent / "geoplatform"
+    # The log goes to a file: an unread pipe fills up and stalls the server.
+    log = open(work / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port), *args],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}{probe}", proc, work / "server.log")
+        yield url
+    finally:
+        stop(proc)
+        log.close()
+
+
+@contextmanager
 def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """``geoplatform serve`` of the sample city, built in ``work``, on a free port."""
     catalog = load_city_catalog(ROOT / "catalogs" / "sample_city.yaml")
     with gp.open_cube(work / "store") as cube:
         publish(cube, catalog, build_sample_city(work / "src"), progress=False)
-    port = _free_port()
-    exe = Path(sys.executable).parent / "geoplatform"
-    # The log goes to a file: an unread pipe fills up and stalls the server.
-    log = open(work / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/conformance", proc, work / "server.log")
+    with serving(work, env=env) as url:
         yield url
-    finally:
-        stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")

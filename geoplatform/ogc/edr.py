@@ -1,0 +1,608 @@
+"""OGC API - Environmental Data Retrieval (1.1) over the cube's grids.
+
+A grid layer (``layers/<theme>/<id>.yaml`` with ``grid:``) is an EDR
+collection with the position, radius, area, cube, trajectory and corridor
+queries. Results are CoverageJSON (the default), GeoJSON or CSV.
+
+* ``coords`` is Well-Known Text in ``crs`` (default CRS84); ``bbox`` too.
+* A point takes the value of the cell it falls in; an area, a radius or a
+  corridor takes the cells it touches (the others of its bounding box are
+  null in a grid result); a cube takes the cells whose centres are in it. Grid results are in the grid's own
+  CRS, the only one its cells are square in: ``crs`` names the CRS of the
+  coordinates asked and of point results.
+* ``datetime`` selects the time steps in an instant or an interval (open ends
+  allowed); none given, all of them.
+* The grid has no vertical axis: ``z`` is refused, as are unknown parameters.
+* A request for more than ``max_cells`` values gets 413, before anything is read.
+
+Framework-free: :func:`collection` and :func:`query` return documents and
+bodies; :func:`edr_routes` mounts them on Starlette.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from geoplatform.catalog.layers import GridLayerConfig
+from geoplatform.crs import resolve_crs, transform_xy
+from geoplatform.cube.times import parse_interval, to_us
+from geoplatform.errors import GeoPlatformError, InvalidParameterValue
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from geoplatform.cube.cube import Cube
+
+COVJSON = "application/prs.coverage+json"
+GEOJSON = "application/geo+json"
+CSV = "text/csv"
+JSON = "application/json"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_BASE = "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/"
+EDR_CONFORMANCE = tuple(_BASE + c for c in ("core", "collections", "queries", "json", "geojson", "covjson", "oas30"))
+QUERY_TYPES = ("position", "radius", "area", "cube", "trajectory", "corridor")
+_FORMATS = {"CoverageJSON": COVJSON, "GeoJSON": GEOJSON, "CSV": CSV}
+_F = {"covjson": "CoverageJSON", "coveragejson": "CoverageJSON", "json": "CoverageJSON", "geojson": "GeoJSON",
+      "csv": "CSV"}
+_COMMON = {"datetime", "parameter-name", "crs", "f", "z"}
+_ALLOWED = {
+    "position": _COMMON | {"coords"},
+    "radius": _COMMON | {"coords", "within", "within-units"},
+    "area": _COMMON | {"coords", "resolution-x", "resolution-y"},
+    "cube": _COMMON | {"bbox", "resolution-x", "resolution-y", "resolution-z"},
+    "trajectory": _COMMON | {"coords"},
+    "corridor": _COMMON | {"coords", "corridor-width", "width-units", "corridor-height", "height-units",
+                           "resolution-x", "resolution-z"},
+}
+_LENGTH = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "ft": 0.3048, "nmi": 1852.0}
+_WKT_KIND = re.compile(r"^\s*([A-Za-z]+)\s*(ZM|Z|M)?\s*\(", re.I)
+
+
+class TooLarge(GeoPlatformError):
+    """A request for more values than the collection serves at once."""
+
+    http_status = 413
+    code = "PayloadTooLarge"
+
+
+# metadata ----------------------------------------------------------------------
+
+def _offered(cube: "Cube", layer: GridLayerConfig) -> list[Any]:
+    """The CRSs a collection takes coordinates in: the layer's, and the grid's own."""
+    out = [resolve_crs(c) for c in layer.crs]
+    geom = cube.backend.grids().row(layer.grid).geometry
+    if geom is not None and resolve_crs(geom.crs) not in out:
+        out.append(resolve_crs(geom.crs))
+    return out
+
+
+def _crs_details(cube: "Cube", layer: GridLayerConfig) -> list[dict[str, str]]:
+    return [{"crs": c.uri or c.id, "wkt": c.pyproj_crs.to_wkt()} for c in _offered(cube, layer)]
+
+
+def _parameter(v: Any) -> dict[str, Any]:
+    label = v.title or v.name
+    out: dict[str, Any] = {"type": "Parameter", "description": {"en": v.description or label},
+                           "observedProperty": {"id": v.standard_name or v.name, "label": {"en": label}}}
+    if v.units:
+        out["unit"] = {"symbol": v.units, "label": {"en": v.units}}
+    out["data-type"] = "float" if v.dtype.startswith("float") else "integer"
+    return out
+
+
+def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any]:
+    """The collection's metadata: extents, the queries and their variables, the parameters."""
+    g = cube.backend.grids()
+    row, sid, steps = g.resolve(layer.grid)
+    spec, geom = row.spec, row.geometry
+    href = f"{base}/collections/{layer.id}"
+    crs = _crs_details(cube, layer)
+    out_formats = list(_FORMATS)
+    queries = {}
+    for q in QUERY_TYPES:
+        variables: dict[str, Any] = {"title": f"{q.capitalize()} query", "query_type": q,
+                                     "output_formats": out_formats, "default_output_format": "CoverageJSON",
+                                     "crs_details": crs}
+        if q == "radius":
+            variables["within_units"] = list(_LENGTH)
+        if q == "corridor":
+            variables.update(width_units=list(_LENGTH), height_units=list(_LENGTH))
+        queries[q] = {"link": {"href": f"{href}/{q}", "rel": "data", "type": COVJSON, "title": f"{q} query",
+                               "templated": False, "variables": variables}}
+    extent: dict[str, Any] = {}
+    if geom is not None:
+        b = geom.bounds
+        xs, ys = transform_xy(np.array([b[0], b[2], b[0], b[2]]), np.array([b[1], b[1], b[3], b[3]]),
+                              geom.crs, "OGC:CRS84")
+        extent["spatial"] = {"bbox": [[float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]],
+                             "crs": CRS84}
+        if steps:
+            t = g.times_us(row.id, steps)
+            iso = [_iso(int(t[0])), _iso(int(t[-1]))]
+            extent["temporal"] = {"interval": [iso], "values": [f"{iso[0]}/{iso[1]}"] if steps > 1 else [iso[0]],
+                                  "trs": 'TIMECRS["DateTime",TDATUM["Gregorian Calendar"],'
+                                         'CS[TemporalDateTime,1],AXIS["Time (T)",future]]'}
+    return {
+        "id": layer.id,
+        "title": layer.title or spec.title or layer.id,
+        "description": layer.description or spec.description or "",
+        "keywords": list(layer.keywords or spec.keywords),
+        "extent": extent,
+        "data_queries": queries,
+        "crs": [c["crs"] for c in crs],
+        "output_formats": out_formats,
+        "parameter_names": {v.name: _parameter(v) for v in spec.variables or ()},
+        "links": [{"href": href, "rel": "self", "type": JSON, "title": "This collection"},
+                  *({"href": f"{href}/{q}", "rel": "data", "type": COVJSON, "title": f"{q} query"}
+                    for q in QUERY_TYPES)],
+    }
+
+
+def _iso(us: int) -> str:
+    return np.datetime64(us, "us").astype("datetime64[s]").astype(str) + "Z"
+
+
+# parameters ----------------------------------------------------------------------
+
+def _float(name: str, value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise InvalidParameterValue(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(v):
+        raise InvalidParameterValue(f"{name} must be a finite number, not {value!r}")
+    return v
+
+
+def _geometry(value: str, kinds: tuple[str, ...]) -> Any:
+    import shapely
+
+    m = _WKT_KIND.match(value or "")
+    if m is None or m.group(1).upper() not in kinds:
+        raise InvalidParameterValue(f"coords must be Well-Known Text of a {' or '.join(kinds)}, not {value[:80]!r}")
+    try:
+        geom = shapely.from_wkt(value)
+    except shapely.errors.GEOSException as exc:
+        raise InvalidParameterValue(f"coords {value[:80]!r} is not valid Well-Known Text: {exc}") from None
+    if geom is None or geom.is_empty:
+        raise InvalidParameterValue("coords is an empty geometry")
+    coords = shapely.get_coordinates(geom)
+    if not np.isfinite(coords).all():
+        raise InvalidParameterValue("coords holds a coordinate that is not a finite number")
+    if geom.geom_type in ("Polygon", "MultiPolygon") and not geom.is_valid:
+        raise InvalidParameterValue(f"coords is not a valid polygon: {shapely.is_valid_reason(geom)}")
+    return geom
+
+
+def _length(params: Mapping[str, str], value_key: str, unit_key: str) -> float:
+    if value_key not in params:
+        raise InvalidParameterValue(f"{value_key} is required")
+    if unit_key not in params:
+        raise InvalidParameterValue(f"{unit_key} is required (one of {sorted(_LENGTH)})")
+    unit = params[unit_key]
+    if unit not in _LENGTH:
+        raise InvalidParameterValue(f"{unit_key}={unit!r} is not one of {sorted(_LENGTH)}")
+    v = _float(value_key, params[value_key])
+    if v <= 0:
+        raise InvalidParameterValue(f"{value_key} must be above 0")
+    return v * _LENGTH[unit]
+
+
+class _Request:
+    """One EDR query, checked: the grid's snapshot, time steps, variables, output."""
+
+    def __init__(self, cube: "Cube", layer: GridLayerConfig, query_type: str, params: Mapping[str, str]) -> None:
+        if query_type not in _ALLOWED:
+            raise InvalidParameterValue(f"no {query_type!r} query: this collection serves {list(QUERY_TYPES)}")
+        # OWSLib's EDR client sends parameter_names (its own spelling); it means parameter-name
+        params = dict(params)
+        if "parameter_names" in params:
+            if "parameter-name" in params:
+                raise InvalidParameterValue("give parameter-name or parameter_names, not both")
+            params["parameter-name"] = params.pop("parameter_names")
+        unknown = sorted(set(params) - _ALLOWED[query_type])
+        if unknown:
+            raise InvalidParameterValue(f"unknown query parameters {unknown}; a {query_type} query takes "
+                                        f"{sorted(_ALLOWED[query_type])}")
+        if not params:
+            raise InvalidParameterValue(f"a {query_type} query needs parameters "
+                                        f"({'bbox' if query_type == 'cube' else 'coords'} at least)")
+        if "z" in params or "resolution-z" in params:
+            raise InvalidParameterValue(f"collection {layer.id!r} has no vertical axis: z is not served")
+        self.params = params
+        self.query_type = query_type
+        self.layer = layer
+        fmt = params.get("f", "CoverageJSON")
+        self.format = _F.get(fmt.lower(), fmt) if fmt else "CoverageJSON"
+        if self.format not in _FORMATS:
+            raise InvalidParameterValue(f"f={fmt!r} is not served; use one of {list(_FORMATS)}")
+        g = cube.backend.grids()
+        self.row, self.snapshot, self.steps = g.resolve(layer.grid)
+        self.spec, self.geom = self.row.spec, self.row.geometry
+        if self.geom is None or not self.steps:
+            raise InvalidParameterValue(f"collection {layer.id!r} holds no data yet")
+        names = [v.name for v in self.spec.variables or ()]
+        if params.get("parameter-name"):
+            asked = [p.strip() for p in params["parameter-name"].split(",") if p.strip()]
+            bad = [p for p in asked if p not in names]
+            if bad or not asked:
+                raise InvalidParameterValue(f"parameter-name {bad or params['parameter-name']!r}: the parameters of "
+                                            f"{layer.id!r} are {names}")
+            self.variables = list(dict.fromkeys(asked))
+        else:
+            self.variables = names
+        offered = _offered(cube, layer)
+        self.crs = resolve_crs(params.get("crs") or "OGC:CRS84")
+        if self.crs not in offered:
+            raise InvalidParameterValue(f"crs {params.get('crs')!r} is not offered by {layer.id!r}: use one of "
+                                        f"{[c.uri or c.id for c in offered]}")
+        self.native = resolve_crs(self.geom.crs)
+        t = g.times_us(self.row.id, self.steps)
+        self.times = t
+        interval = parse_interval(params["datetime"]) if params.get("datetime") else None
+        if interval is None:
+            self.t_index = np.arange(len(t))
+        else:
+            lo, hi = to_us(interval.start, -2**63), to_us(interval.end, 2**63 - 1)
+            self.t_index = np.flatnonzero((t >= lo) & (t <= hi))
+            if not len(self.t_index):
+                raise InvalidParameterValue(f"datetime {params['datetime']!r} holds no time step of {layer.id!r} "
+                                            f"(it has {_iso(int(t[0]))} to {_iso(int(t[-1]))})")
+        self.cube = cube
+
+    def dataset(self, layout: str = "map") -> "xr.Dataset":
+        """The grid at the request's snapshot, from the copy chunked for the read."""
+        return self.cube.grid(self.layer.grid, as_of=self.snapshot, layout=layout)  # type: ignore[arg-type]
+
+    def check_size(self, cells: int) -> None:
+        n = cells * len(self.t_index) * len(self.variables)
+        if n > self.layer.max_cells:
+            raise TooLarge(f"the request asks for {n:,} values; {self.layer.id!r} returns at most "
+                           f"{self.layer.max_cells:,} at once: narrow coords, bbox, datetime or parameter-name")
+
+    def to_native(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return transform_xy(np.asarray(x, float), np.asarray(y, float), self.crs, self.native)
+
+    def cell(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row, column of the native points, and whether each is on the grid."""
+        g = self.geom
+        col = np.floor((x - g.x0) / g.dx).astype(np.int64)
+        row = np.floor((y - g.y0) / g.dy).astype(np.int64)
+        inside = (col >= 0) & (col < g.width) & (row >= 0) & (row < g.height)
+        return row, col, inside
+
+
+# queries -------------------------------------------------------------------------
+
+def query(cube: "Cube", layer: GridLayerConfig, query_type: str,
+          params: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """Run one EDR query; (status, headers, body)."""
+    r = _Request(cube, layer, query_type, params)
+    if query_type == "position":
+        geom = _geometry(r.params.get("coords", ""), ("POINT", "MULTIPOINT"))
+        return _points(r, geom)
+    if query_type == "trajectory":
+        geom = _geometry(r.params.get("coords", ""), ("LINESTRING",))
+        return _trajectory(r, geom)
+    if query_type == "cube":
+        if "bbox" not in r.params:
+            raise InvalidParameterValue("a cube query needs bbox")
+        parts = r.params["bbox"].split(",")
+        if len(parts) not in (4, 6):
+            raise InvalidParameterValue(f"bbox {r.params['bbox']!r} must be four numbers")
+        v = [_float("bbox", p) for p in parts]
+        x0, y0, x1, y1 = (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], v[3], v[4])
+        if x0 > x1 or y0 > y1:
+            raise InvalidParameterValue(f"bbox {r.params['bbox']!r}: the lower corner is above the upper")
+        import shapely
+
+        return _area(r, shapely.box(x0, y0, x1, y1), whole_box=True)
+    if query_type == "area":
+        return _area(r, _geometry(r.params.get("coords", ""), ("POLYGON", "MULTIPOLYGON")))
+    if query_type == "radius":
+        centre = _geometry(r.params.get("coords", ""), ("POINT", "MULTIPOINT"))
+        return _area(r, _buffer(r, centre, _length(r.params, "within", "within-units")))
+    # corridor
+    line = _geometry(r.params.get("coords", ""), ("LINESTRING",))
+    width = _length(r.params, "corridor-width", "width-units")
+    # required by the query; a grid without a vertical axis lies within any height
+    if "corridor-height" not in r.params or "height-units" not in r.params:
+        raise InvalidParameterValue("a corridor query needs corridor-height and height-units")
+    if r.params["height-units"] not in _LENGTH:
+        raise InvalidParameterValue(f"height-units={r.params['height-units']!r} is not one of {sorted(_LENGTH)}")
+    if _float("corridor-height", r.params["corridor-height"]) <= 0:
+        raise InvalidParameterValue("corridor-height must be above 0")
+    return _area(r, _buffer(r, line, width / 2, cap="flat"))
+
+
+def _buffer(r: _Request, geom: Any, metres: float, cap: str = "round") -> Any:
+    """``geom`` (in the request's CRS) grown by ``metres``, in the request's CRS: in
+    a local azimuthal equidistant projection when that CRS is not in metres. A
+    corridor ends square where its path ends (``cap="flat"``)."""
+    import shapely
+    from pyproj import CRS, Transformer
+
+    if not r.crs.is_geographic:
+        return shapely.buffer(geom, metres, cap_style=cap)
+    c = geom.centroid
+    lon, lat = transform_xy(np.array([c.x]), np.array([c.y]), r.crs, "OGC:CRS84")
+    local = CRS.from_proj4(f"+proj=aeqd +lat_0={lat[0]} +lon_0={lon[0]} +units=m +datum=WGS84")
+    fwd = Transformer.from_crs(r.crs.pyproj_crs, local, always_xy=True)
+    back = Transformer.from_crs(local, r.crs.pyproj_crs, always_xy=True)
+    grown = shapely.buffer(shapely.transform(geom, lambda a: np.column_stack(fwd.transform(a[:, 0], a[:, 1]))),
+                           metres, cap_style=cap)
+    return shapely.transform(grown, lambda a: np.column_stack(back.transform(a[:, 0], a[:, 1])))
+
+
+def _read(r: _Request, rows: slice, cols: slice) -> dict[str, np.ndarray]:
+    # a few steps over a wide area: the map copy; many steps over a few cells: the series copy
+    wide = (rows.stop - rows.start) * (cols.stop - cols.start) > 4 * len(r.t_index)
+    ds = r.dataset("map" if wide else "series").isel(time=r.t_index, y=rows, x=cols)
+    return {v: np.asarray(ds[v].values) for v in r.variables}
+
+
+def _points(r: _Request, geom: Any) -> tuple[int, dict[str, str], bytes]:
+    import shapely
+
+    pts = shapely.get_coordinates(geom)
+    nx, ny = r.to_native(pts[:, 0], pts[:, 1])
+    row, col, inside = r.cell(nx, ny)
+    if not inside.any():
+        raise InvalidParameterValue(f"coords fall outside the grid of {r.layer.id!r}")
+    r.check_size(int(inside.sum()))
+    ds = r.dataset("series")  # a point's whole series is a few chunks of the series copy
+    out = []
+    for k in np.flatnonzero(inside):
+        sel = ds.isel(y=int(row[k]), x=int(col[k]), time=r.t_index)
+        out.append(((float(pts[k, 0]), float(pts[k, 1])), {v: np.asarray(sel[v].values) for v in r.variables}))
+    return _point_series_output(r, out)
+
+
+def _trajectory(r: _Request, geom: Any) -> tuple[int, dict[str, str], bytes]:
+    """The cells along the line (sampled at a cell's spacing), at every selected step."""
+    import shapely
+
+    line_native = shapely.transform(geom, lambda a: np.column_stack(r.to_native(a[:, 0], a[:, 1])))
+    step = min(abs(r.geom.dx), abs(r.geom.dy))
+    n = max(2, int(math.ceil(line_native.length / step)) + 1)
+    d = np.linspace(0, line_native.length, n)
+    p = shapely.get_coordinates(shapely.line_interpolate_point(line_native, d))
+    row, col, inside = r.cell(p[:, 0], p[:, 1])
+    keep = np.flatnonzero(inside)
+    # a cell once, in path order
+    _, first = np.unique(row[keep] * r.geom.width + col[keep], return_index=True)
+    keep = keep[np.sort(first)]
+    if not len(keep):
+        raise InvalidParameterValue(f"the trajectory does not cross the grid of {r.layer.id!r}")
+    r.check_size(len(keep))
+    cx, cy = r.geom.x[col[keep]], r.geom.y[row[keep]]
+    ox, oy = transform_xy(cx, cy, r.native, r.crs)
+    r0, r1, c0, c1 = int(row[keep].min()), int(row[keep].max()) + 1, int(col[keep].min()), int(col[keep].max()) + 1
+    block = _read(r, slice(r0, r1), slice(c0, c1))
+    vals = {v: a[:, row[keep] - r0, col[keep] - c0] for v, a in block.items()}  # (t, points)
+    return _trajectory_output(r, ox, oy, vals)
+
+
+def _area(r: _Request, geom: Any, whole_box: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """The cells whose centres fall in ``geom`` (in the request's CRS), as a grid
+    over their bounding rows and columns in the grid's CRS (others null)."""
+    import shapely
+
+    native = shapely.transform(geom, lambda a: np.column_stack(r.to_native(a[:, 0], a[:, 1])))
+    if whole_box and r.crs != r.native:
+        # a box in another CRS is a curved shape in the grid's: keep its outline
+        native = shapely.transform(shapely.segmentize(geom, max(geom.length / 256, 1e-12)),
+                                   lambda a: np.column_stack(r.to_native(a[:, 0], a[:, 1])))
+    g = r.geom
+    b = native.bounds
+    eps = 1e-9  # of a cell: an area that ends on a cell's edge does not take the next cell
+    c0 = max(0, int(math.floor((b[0] - g.x0) / g.dx + eps)))
+    c1 = min(g.width, int(math.ceil((b[2] - g.x0) / g.dx - eps)))
+    ya, yb = (b[3], b[1]) if g.dy < 0 else (b[1], b[3])
+    r0 = max(0, int(math.floor((ya - g.y0) / g.dy + eps)))
+    r1 = min(g.height, int(math.ceil((yb - g.y0) / g.dy - eps)))
+    if c1 <= c0 or r1 <= r0:
+        raise InvalidParameterValue(f"the {r.query_type} query does not meet the grid of {r.layer.id!r}")
+    r.check_size((r1 - r0) * (c1 - c0))
+    xs, ys = g.x[c0:c1], g.y[r0:r1]
+    if whole_box and r.crs == r.native:
+        mask = ((xs >= b[0]) & (xs <= b[2]))[None, :] & ((ys >= b[1]) & (ys <= b[3]))[:, None]
+    else:
+        from affine import Affine
+        from rasterio.features import geometry_mask
+
+        # every cell the area touches (a corridor narrower than a cell still has its cells)
+        mask = geometry_mask([native], out_shape=(r1 - r0, c1 - c0), invert=True, all_touched=True,
+                             transform=Affine(g.dx, 0, g.x0 + c0 * g.dx, 0, g.dy, g.y0 + r0 * g.dy))
+    if not mask.any():
+        raise InvalidParameterValue(f"no cell of {r.layer.id!r} meets the {r.query_type} query's area")
+    block = _read(r, slice(r0, r1), slice(c0, c1))
+    for v, a in block.items():
+        if not mask.all():
+            a = a.astype(np.float64) if not np.issubdtype(a.dtype, np.floating) else a
+            a[:, ~mask] = np.nan
+            block[v] = a
+    return _grid_output(r, xs, ys, block, mask)
+
+
+# output --------------------------------------------------------------------------
+
+def _referencing(crs: Any) -> list[dict[str, Any]]:
+    kind = "GeographicCRS" if crs.is_geographic else "ProjectedCRS"
+    return [{"coordinates": ["x", "y"], "system": {"type": kind, "id": crs.uri or crs.id,
+                                                    "wkt": crs.pyproj_crs.to_wkt()}},
+            {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}}]
+
+
+def _times(r: _Request) -> list[str]:
+    return [_iso(int(v)) for v in r.times[r.t_index]]
+
+
+def _parameters(r: _Request) -> dict[str, Any]:
+    return {v: _parameter(r.spec.variable(v)) for v in r.variables}
+
+
+def _ndarray(values: np.ndarray, axes: list[str]) -> dict[str, Any]:
+    floating = np.issubdtype(values.dtype, np.floating)
+    return {"type": "NdArray", "dataType": "float" if floating else "integer", "axisNames": axes,
+            "shape": list(values.shape), "values": values.ravel()}  # orjson writes NaN as null
+
+
+def _dump(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _headers(media: str, r: _Request, crs: Any) -> dict[str, str]:
+    return {"Content-Type": media, "Content-Crs": f"<{crs.uri or crs.id}>",
+            "Geoplatform-Snapshot": str(r.snapshot)}
+
+
+def _point_series_output(r: _Request, out: list[tuple[tuple[float, float], dict[str, np.ndarray]]]
+                         ) -> tuple[int, dict[str, str], bytes]:
+    times = _times(r)
+    if r.format == "CoverageJSON":
+        covs = [{"type": "Coverage",
+                 "domain": {"type": "Domain", "domainType": "PointSeries",
+                            "axes": {"x": {"values": [xy[0]]}, "y": {"values": [xy[1]]}, "t": {"values": times}}},
+                 "ranges": {v: _ndarray(vals[v], ["t"]) for v in r.variables}} for xy, vals in out]
+        if len(covs) == 1:
+            doc = {**covs[0], "domain": {**covs[0]["domain"], "referencing": _referencing(r.crs)},
+                   "parameters": _parameters(r)}
+        else:
+            doc = {"type": "CoverageCollection", "domainType": "PointSeries", "parameters": _parameters(r),
+                   "referencing": _referencing(r.crs), "coverages": covs}
+        return 200, _headers(COVJSON, r, r.crs), _dump(doc)
+    rows = [(xy, times[i], {v: vals[v][i] for v in r.variables}) for xy, vals in out for i in range(len(times))]
+    return _tabular(r, rows)
+
+
+def _trajectory_output(r: _Request, x: np.ndarray, y: np.ndarray, vals: dict[str, np.ndarray]
+                       ) -> tuple[int, dict[str, str], bytes]:
+    times = _times(r)
+    nt, npnt = len(times), len(x)
+    if r.format == "CoverageJSON":
+        tuples = [[times[i], float(x[k]), float(y[k])] for i in range(nt) for k in range(npnt)]
+        doc = {"type": "Coverage",
+               "domain": {"type": "Domain", "domainType": "Trajectory",
+                          "axes": {"composite": {"dataType": "tuple", "coordinates": ["t", "x", "y"],
+                                                 "values": tuples}},
+                          "referencing": [{"coordinates": ["x", "y"], "system": _referencing(r.crs)[0]["system"]},
+                                          {"coordinates": ["t"], "system": {"type": "TemporalRS",
+                                                                            "calendar": "Gregorian"}}]},
+               "parameters": _parameters(r),
+               "ranges": {v: _ndarray(vals[v].reshape(-1), ["composite"]) for v in r.variables}}
+        return 200, _headers(COVJSON, r, r.crs), _dump(doc)
+    rows = [((float(x[k]), float(y[k])), times[i], {v: vals[v][i, k] for v in r.variables})
+            for i in range(nt) for k in range(npnt)]
+    return _tabular(r, rows)
+
+
+def _grid_output(r: _Request, xs: np.ndarray, ys: np.ndarray, block: dict[str, np.ndarray], mask: np.ndarray
+                 ) -> tuple[int, dict[str, str], bytes]:
+    times = _times(r)
+    if r.format == "CoverageJSON":
+        doc = {"type": "Coverage",
+               "domain": {"type": "Domain", "domainType": "Grid",
+                          "axes": {"x": {"values": xs}, "y": {"values": ys}, "t": {"values": times}},
+                          "referencing": _referencing(r.native)},
+               "parameters": _parameters(r),
+               "ranges": {v: _ndarray(block[v], ["t", "y", "x"]) for v in r.variables}}
+        return 200, _headers(COVJSON, r, r.native), _dump(doc)
+    jj, ii = np.nonzero(mask)
+    ox, oy = transform_xy(xs[ii], ys[jj], r.native, r.crs)
+    rows = [((float(ox[k]), float(oy[k])), times[t], {v: block[v][t, jj[k], ii[k]] for v in r.variables})
+            for t in range(len(times)) for k in range(len(ii))]
+    return _tabular(r, rows)
+
+
+def _plain(v: Any) -> Any:
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _tabular(r: _Request, rows: list[tuple[tuple[float, float], str, dict[str, Any]]]
+             ) -> tuple[int, dict[str, str], bytes]:
+    """GeoJSON (a point feature per cell and step) or CSV (a row each)."""
+    if r.format == "GeoJSON":
+        feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [xy[0], xy[1]]},
+                  "properties": {"datetime": t, **{k: _plain(v) for k, v in vals.items()}}} for xy, t, vals in rows]
+        return 200, _headers(GEOJSON, r, r.crs), _dump({"type": "FeatureCollection", "features": feats})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["x", "y", "datetime", *r.variables])
+    for xy, t, vals in rows:
+        w.writerow([repr(xy[0]), repr(xy[1]), t, *("" if (p := _plain(vals[v])) is None else p for v in r.variables)])
+    return 200, _headers(CSV + "; charset=utf-8", r, r.crs), buf.getvalue().encode()
+
+
+# OpenAPI and routes ----------------------------------------------------------------
+
+_PARAM_DOC = {
+    "coords": ("string", "Well-Known Text, in crs (default CRS84)"),
+    "bbox": ("string", "minx,miny,maxx,maxy in crs (default CRS84)"),
+    "datetime": ("string", "an instant, or an interval with '..' for an open end"),
+    "parameter-name": ("string", "comma-separated parameter names"),
+    "crs": ("string", "the CRS of coords, bbox and point results"),
+    "f": ("string", "CoverageJSON (default), GeoJSON or CSV"),
+    "z": ("string", "not served: these grids have no vertical axis"),
+    "within": ("number", "radius"), "within-units": ("string", "m, km, mi, ft or nmi"),
+    "corridor-width": ("number", "width of the corridor"), "width-units": ("string", "m, km, mi, ft or nmi"),
+    "corridor-height": ("number", "height of the corridor"), "height-units": ("string", "m, km, mi, ft or nmi"),
+    "resolution-x": ("integer", "accepted; results keep the grid's own cells"),
+    "resolution-y": ("integer", "accepted; results keep the grid's own cells"),
+    "resolution-z": ("integer", "not served: these grids have no vertical axis"),
+}
+_REQUIRED = {"position": {"coords"}, "radius": {"coords", "within", "within-units"}, "area": {"coords"},
+             "cube": {"bbox"}, "trajectory": {"coords"},
+             "corridor": {"coords", "corridor-width", "width-units", "corridor-height", "height-units"}}
+
+
+def openapi_paths(layers: Mapping[str, GridLayerConfig]) -> dict[str, Any]:
+    """The EDR paths of the grid collections, for the API document."""
+    paths: dict[str, Any] = {}
+    err = {"description": "A bad request", "content": {JSON: {"schema": {"type": "object"}}}}
+    for layer in layers.values():
+        op = re.sub(r"[^A-Za-z0-9_]", "_", layer.id)
+        paths[f"/collections/{layer.id}"] = {"get": {
+            "summary": layer.title or layer.id, "operationId": f"{op}_edr_collection",
+            "parameters": [{"name": "f", "in": "query", "required": False, "schema": {"type": "string",
+                                                                                  "enum": ["json", "html"]}}],
+            "responses": {"200": {"description": "The collection", "content": {JSON: {"schema": {"type": "object"}}}},
+                          "400": err}}}
+        for q in QUERY_TYPES:
+            params = [{"name": n, "in": "query", "required": n in _REQUIRED[q], "description": _PARAM_DOC[n][1],
+                       "schema": {"type": _PARAM_DOC[n][0]}} for n in sorted(_ALLOWED[q])]
+            paths[f"/collections/{layer.id}/{q}"] = {"get": {
+                "summary": f"{q} query of {layer.title or layer.id}", "operationId": f"{op}_{q}",
+                "parameters": params,
+                "responses": {"200": {"description": "The data", "content": {
+                    COVJSON: {"schema": {"type": "object"}}, GEOJSON: {"schema": {"type": "object"}},
+                    CSV: {"schema": {"type": "string"}}}},
+                    "400": err, "404": err, "413": err}}}
+    return paths
+
+
+def edr_routes(params_of: Any) -> list[Any]:
+    """The Starlette routes of the queries; the app's ``state.platform.grids``
+    gives the layers. ``params_of(request)`` gives the query parameters, each once."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    def handler(query_type: str) -> Any:
+        async def run(request: Request) -> Response:
+            p = request.app.state.platform
+            layer = p.grid_layer(request.path_params["cid"])
+            status, headers, body = await run_in_threadpool(query, p.cube, layer, query_type, params_of(request))
+            return Response(body, status_code=status, headers=headers)
+        return run
+
+    return [Route(f"/collections/{{cid}}/{q}", handler(q)) for q in QUERY_TYPES]

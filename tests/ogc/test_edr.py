@@ -1,0 +1,349 @@
+"""OGC API - EDR over the cube's grids, driven over HTTP: a conformance module that
+follows the EDR 1.1 abstract tests (each test named by its id), and OWSLib's EDR
+client. The server is ``geoplatform serve`` over a store holding two grids: one on
+CRS84 cells and one on a CGCS2000 Gauss-Kruger grid."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+import xarray as xr
+
+import geoplatform as gp
+from tests.ogc.test_server import ROOT, serving
+
+NT, NY, NX = 10, 30, 40
+EDR = "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/"
+
+
+def value(t: int, row: int, col: int) -> float:
+    """The air grid's pm25 at step t, row, column: each cell says where it is."""
+    return t * 10000.0 + row * 100.0 + col
+
+
+def air() -> xr.Dataset:
+    t = pd.date_range("2025-01-01", periods=NT, freq="D")
+    x = 116.0 + (np.arange(NX) + 0.5) * 0.01
+    y = 40.0 - (np.arange(NY) + 0.5) * 0.01
+    pm = np.fromfunction(value, (NT, NY, NX)).astype("float32")
+    pm[3, 5, 5] = np.nan  # a missing cell
+    return xr.Dataset({"pm25": (("time", "lat", "lon"), pm, {"units": "ug m-3", "long_name": "PM2.5"}),
+                       "no2": (("time", "lat", "lon"), pm / 2, {"units": "ug m-3", "long_name": "NO2"})},
+                      coords={"time": t, "lat": y, "lon": x})
+
+
+def flood() -> xr.Dataset:
+    x = 500_000 + (np.arange(20) + 0.5) * 100.0
+    y = 3_800_000 - (np.arange(10) + 0.5) * 100.0
+    d = np.arange(2 * 10 * 20, dtype=np.float64).reshape(2, 10, 20)
+    ds = xr.Dataset({"depth": (("time", "y", "x"), d, {"units": "m", "grid_mapping": "crs"})},
+                    coords={"time": pd.date_range("2025-07-01T00:00", periods=2, freq="h"), "y": y, "x": x})
+    ds["crs"] = xr.DataArray(0, attrs={"crs_wkt": pyproj.CRS("EPSG:4545").to_wkt()})
+    return ds
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("edr")
+    with gp.open_cube(work / "store") as cube:
+        cube.create_grid({"name": "air_grid", "title": "Air quality grid", "theme": "sensing"})
+        cube.ingest_grid("air_grid", air())
+        cube.create_grid({"name": "flood_depth", "title": "Flood depth"})
+        cube.ingest_grid("flood_depth", flood())
+    layers = work / "layers"
+    (layers / "sensing").mkdir(parents=True)
+    (layers / "sensing" / "air-grid.yaml").write_text(
+        "id: air-grid\ngrid: air_grid\ncrs: [OGC:CRS84, EPSG:4326, EPSG:3857]\nmax_cells: 20000\n")
+    (layers / "sensing" / "flood.yaml").write_text("id: flood\ngrid: flood_depth\n")
+    with serving(work, ["--layers", str(layers), "--catalog", str(ROOT / "catalogs" / "sample_city.yaml")],
+                 probe="/collections/air-grid") as url:
+        yield url
+
+
+def get(server: str, path: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{server}{path}", params=params, timeout=60)
+
+
+def q(server: str, kind: str, cid: str = "air-grid", **params: str) -> httpx.Response:
+    return get(server, f"/collections/{cid}/{kind}", **params)
+
+
+# Core and collections ------------------------------------------------------------------
+
+def test_conf_core_conformance_success(server: str) -> None:
+    conf = get(server, "/conformance").json()["conformsTo"]
+    for c in ("core", "collections", "queries", "json", "geojson", "covjson", "oas30"):
+        assert EDR + c in conf
+    assert EDR + "edr-geojson" not in conf and EDR + "instances" not in conf  # not implemented, not declared
+
+
+def test_conf_edr_rc_collection_info(server: str) -> None:
+    cols = {c["id"]: c for c in get(server, "/collections").json()["collections"]}
+    assert {"air-grid", "flood"} <= set(cols)
+    c = cols["air-grid"]
+    assert c["extent"]["spatial"]["bbox"][0] == pytest.approx([116.0, 39.7, 116.4, 40.0])
+    assert c["extent"]["temporal"]["interval"][0] == ["2025-01-01T00:00:00Z", "2025-01-10T00:00:00Z"]
+    assert set(c["parameter_names"]) == {"pm25", "no2"}
+    assert all({"rel", "type", "href"} <= set(link) for link in c["links"])  # /conf/edr/rc-md-query-links
+    assert get(server, "/collections/air-grid").json() == c
+
+
+def test_conf_edr_rc_data_queries_and_common_query_type(server: str) -> None:
+    c = get(server, "/collections/air-grid").json()
+    assert set(c["data_queries"]) == {"position", "radius", "area", "cube", "trajectory", "corridor"}
+    for kind, dq in c["data_queries"].items():
+        link = dq["link"]
+        assert link["href"].endswith(f"/collections/air-grid/{kind}") and link["rel"] == "data"
+        v = link["variables"]
+        assert v["query_type"] == kind and "CoverageJSON" in v["output_formats"]
+        assert {d["crs"] for d in v["crs_details"]} >= {"http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+    assert "within_units" in c["data_queries"]["radius"]["link"]["variables"]  # /conf/edr/rc-radius-variables
+    corridor = c["data_queries"]["corridor"]["link"]["variables"]  # /conf/edr/rc-corridor-variables
+    assert "width_units" in corridor and "height_units" in corridor
+
+
+def test_conf_edr_rc_parameters(server: str) -> None:
+    params = get(server, "/collections/air-grid").json()["parameter_names"]
+    for name, p in params.items():
+        assert p["type"] == "Parameter"
+        assert p["observedProperty"]["id"] and p["observedProperty"]["label"]["en"]
+    assert params["pm25"]["unit"]["symbol"] == "ug m-3"
+
+
+# Position ------------------------------------------------------------------------------
+
+def test_conf_position_no_query_params(server: str) -> None:
+    assert q(server, "position").status_code == 400
+
+
+def test_conf_position_no_coords_param(server: str) -> None:
+    r = q(server, "position", datetime="2025-01-02")
+    assert r.status_code == 400 and "coords" in r.json()["description"]
+
+
+@pytest.mark.parametrize("coords", ["POINT(116.1)", "POINT(116.1 abc)", "LINESTRING(116 39.9, 116.1 39.9)",
+                                    "POINT(nan 39.9)", "hello"])
+def test_conf_position_coords_param_invalid(server: str, coords: str) -> None:
+    assert q(server, "position", coords=coords).status_code == 400
+
+
+def test_conf_position_valid_query_params(server: str) -> None:
+    r = q(server, "position", coords="POINT(116.125 39.875)")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/prs.coverage+json")
+    cov = r.json()
+    assert cov["type"] == "Coverage" and cov["domain"]["domainType"] == "PointSeries"
+    assert len(cov["domain"]["axes"]["t"]["values"]) == NT
+    assert cov["ranges"]["pm25"]["values"] == [value(t, 12, 12) for t in range(NT)]
+    assert cov["ranges"]["no2"]["values"] == [value(t, 12, 12) / 2 for t in range(NT)]
+
+
+def test_conf_core_datetime_response_position(server: str) -> None:
+    cov = q(server, "position", coords="POINT(116.055 39.945)", datetime="2025-01-03T00:00:00Z/2025-01-05T00:00:00Z").json()
+    assert cov["domain"]["axes"]["t"]["values"] == ["2025-01-03T00:00:00Z", "2025-01-04T00:00:00Z",
+                                                    "2025-01-05T00:00:00Z"]
+    assert cov["ranges"]["pm25"]["values"][1] is None  # the missing cell is null
+    open_end = q(server, "position", coords="POINT(116.055 39.945)", datetime="2025-01-08T00:00:00Z/..").json()
+    assert len(open_end["domain"]["axes"]["t"]["values"]) == 3
+    outside = q(server, "position", coords="POINT(116.055 39.945)", datetime="2030-01-01T00:00:00Z")
+    assert outside.status_code == 400 and "holds no time step" in outside.json()["description"]
+
+
+def test_conf_edr_rc_parameter_name_response_position(server: str) -> None:
+    cov = q(server, "position", coords="POINT(116.125 39.875)", **{"parameter-name": "no2"}).json()
+    assert set(cov["ranges"]) == {"no2"} and set(cov["parameters"]) == {"no2"}
+    bad = q(server, "position", coords="POINT(116.125 39.875)", **{"parameter-name": "pm10"})
+    assert bad.status_code == 400 and "pm25" in bad.json()["description"]
+
+
+def test_conf_edr_rc_crs_response_position(server: str) -> None:
+    x, y = pyproj.Transformer.from_crs("OGC:CRS84", "EPSG:3857", always_xy=True).transform(116.125, 39.875)
+    r = q(server, "position", coords=f"POINT({x} {y})", crs="EPSG:3857")
+    assert r.status_code == 200 and r.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/3857>"
+    assert r.json()["ranges"]["pm25"]["values"][0] == value(0, 12, 12)
+    assert q(server, "position", coords="POINT(116.125 39.875)", crs="EPSG:4546").status_code == 400  # not offered
+    assert q(server, "position", coords="POINT(116.125 39.875)", crs="EPSG:99999").status_code == 400
+
+
+def test_conf_collections_rc_f_response_position(server: str) -> None:
+    gj = q(server, "position", coords="POINT(116.125 39.875)", f="GeoJSON")
+    assert gj.headers["content-type"].startswith("application/geo+json")
+    feats = gj.json()["features"]
+    assert len(feats) == NT and feats[2]["properties"]["pm25"] == value(2, 12, 12)
+    text = q(server, "position", coords="POINT(116.125 39.875)", f="CSV")
+    assert text.headers["content-type"].startswith("text/csv")
+    lines = text.text.strip().splitlines()
+    assert lines[0] == "x,y,datetime,pm25,no2" and len(lines) == NT + 1
+    assert q(server, "position", coords="POINT(116.125 39.875)", f="xml").status_code == 400
+
+
+def test_position_multipoint_and_outside(server: str) -> None:
+    col = q(server, "position", coords="MULTIPOINT((116.125 39.875),(116.005 39.995))", datetime="2025-01-02").json()
+    assert col["type"] == "CoverageCollection" and len(col["coverages"]) == 2
+    assert col["coverages"][1]["ranges"]["pm25"]["values"] == [value(1, 0, 0)]
+    assert q(server, "position", coords="POINT(10 10)").status_code == 400
+
+
+def test_z_and_unknown_parameters_are_refused(server: str) -> None:
+    r = q(server, "position", coords="POINT(116.125 39.875)", z="10")
+    assert r.status_code == 400 and "vertical" in r.json()["description"]
+    assert q(server, "position", coords="POINT(116.125 39.875)", colour="red").status_code == 400
+    r = httpx.get(f"{server}/collections/air-grid/position?coords=POINT(116.1%2039.9)&coords=POINT(116.2%2039.9)")
+    assert r.status_code == 400
+
+
+# Area, cube, radius --------------------------------------------------------------------
+
+def test_conf_area_no_coords_param(server: str) -> None:
+    assert q(server, "area").status_code == 400
+    assert q(server, "area", datetime="2025-01-02").status_code == 400
+
+
+@pytest.mark.parametrize("coords", ["POLYGON((116 39.9, 116.1 39.9, 116.1 40))",  # not closed
+                                    "POLYGON((116 39.9, 116.1 40, 116.1 39.9, 116 40, 116 39.9))",  # self-crossing
+                                    "POINT(116 39.9)"])
+def test_conf_area_coords_param_invalid(server: str, coords: str) -> None:
+    r = q(server, "area", coords=coords)
+    assert r.status_code == 400 and r.json()["description"]
+
+
+def test_conf_area_valid_query_params(server: str) -> None:
+    tri = "POLYGON((116.0 39.9, 116.05 39.9, 116.05 40.0, 116.0 39.9))"
+    cov = q(server, "area", coords=tri, datetime="2025-01-05").json()
+    assert cov["domain"]["domainType"] == "Grid"
+    xs, ys = cov["domain"]["axes"]["x"]["values"], cov["domain"]["axes"]["y"]["values"]
+    vals = np.array(cov["ranges"]["pm25"]["values"], dtype=float).reshape(cov["ranges"]["pm25"]["shape"])
+    assert vals.shape == (1, len(ys), len(xs))
+    # the corner above the diagonal is outside the triangle; the cell by its right-angle corner is in
+    assert np.isnan(vals[0, 0, 0])
+    assert [round(y, 3) for y in (ys[0], ys[-1])] == [39.995, 39.905]  # rows 0 to 9: the edge at 39.9 takes no more
+    assert vals[0, -1, -1] == value(4, 9, 4)  # by the right-angle corner
+
+
+def test_conf_cube_bbox_params(server: str) -> None:
+    assert q(server, "cube", datetime="2025-01-02").status_code == 400  # /conf/cube/no-bbox-param
+    assert q(server, "cube", bbox="116,39.9,116.1").status_code == 400  # /conf/cube/bbox-param-invalid
+    assert q(server, "cube", bbox="116.1,39.9,116.0,40.0").status_code == 400
+    cov = q(server, "cube", bbox="116.0,39.96,116.03,40.0", datetime="2025-01-02/2025-01-03").json()
+    vals = np.array(cov["ranges"]["pm25"]["values"], dtype=float).reshape(cov["ranges"]["pm25"]["shape"])
+    assert vals.shape == (2, 4, 3)  # cell centres inside the box
+    assert vals[1, 0, 0] == value(2, 0, 0) and vals[0, 3, 2] == value(1, 3, 2)
+
+
+def test_request_too_large_is_413(server: str) -> None:
+    r = q(server, "cube", bbox="116.0,39.7,116.4,40.0")  # 10 x 30 x 40 x 2 values > 20,000
+    assert r.status_code == 413 and "at most 20,000" in r.json()["description"]
+    assert q(server, "cube", bbox="116.0,39.7,116.4,40.0", datetime="2025-01-01",
+             **{"parameter-name": "pm25"}).status_code == 200
+
+
+def test_radius(server: str) -> None:
+    assert q(server, "radius", coords="POINT(116.2 39.85)").status_code == 400  # within missing
+    assert q(server, "radius", coords="POINT(116.2 39.85)", within="1", **{"within-units": "parsec"}).status_code == 400
+    gj = q(server, "radius", coords="POINT(116.205 39.855)", within="0.6", f="GeoJSON",
+           datetime="2025-01-01", **{"within-units": "km"}).json()
+    cells = {(round(f["geometry"]["coordinates"][0], 3), round(f["geometry"]["coordinates"][1], 3))
+             for f in gj["features"]}
+    # cells of about 0.85 x 1.1 km: the circle reaches the four beside its cell (edges 430 and 555 m away),
+    # not the corners of the diagonal ones (700 m away)
+    assert cells == {(116.205, 39.855), (116.195, 39.855), (116.215, 39.855), (116.205, 39.845), (116.205, 39.865)}
+
+
+# Trajectory and corridor -----------------------------------------------------------
+
+def test_conf_trajectory(server: str) -> None:
+    assert q(server, "trajectory").status_code == 400
+    assert q(server, "trajectory", coords="POINT(116 39.9)").status_code == 400
+    cov = q(server, "trajectory", coords="LINESTRING(116.005 39.995, 116.035 39.995)", datetime="2025-01-02").json()
+    assert cov["domain"]["domainType"] == "Trajectory"
+    tuples = cov["domain"]["axes"]["composite"]["values"]
+    assert [round(t[1], 3) for t in tuples] == [116.005, 116.015, 116.025, 116.035]
+    assert cov["ranges"]["pm25"]["values"] == [value(1, 0, c) for c in range(4)]
+
+
+def test_conf_corridor(server: str) -> None:
+    line = "LINESTRING(116.0 39.905, 116.095 39.905)"  # ends in the middle of column 9
+    ok = {"coords": line, "corridor-width": "1", "width-units": "km", "corridor-height": "10", "height-units": "m",
+          "datetime": "2025-01-05"}
+    for missing in ("corridor-width", "width-units", "corridor-height", "height-units"):
+        r = q(server, "corridor", **{k: v for k, v in ok.items() if k != missing})
+        assert r.status_code == 400, missing
+    assert q(server, "corridor", **{**ok, "width-units": "furlong"}).status_code == 400
+    assert q(server, "corridor", **{**ok, "height-units": "furlong"}).status_code == 400
+    cov = q(server, "corridor", **ok).json()
+    ys = cov["domain"]["axes"]["y"]["values"]
+    assert [round(y, 3) for y in ys] == [39.905]  # a band half a kilometre each side stays in row 9
+    assert len(cov["domain"]["axes"]["x"]["values"]) == 10
+
+
+def test_projected_grid_takes_crs84_coords(server: str) -> None:
+    x, y = 500_150.0, 3_799_750.0  # column 1, row 2
+    lon, lat = pyproj.Transformer.from_crs("EPSG:4545", "OGC:CRS84", always_xy=True).transform(x, y)
+    cov = q(server, "position", "flood", coords=f"POINT({lon} {lat})").json()
+    assert cov["ranges"]["depth"]["values"] == [41.0, 241.0]
+    grid = q(server, "cube", "flood", bbox="500000,3799500,500300,3800000", crs="EPSG:4545").json()
+    assert grid["domain"]["referencing"][0]["system"]["id"].endswith("/EPSG/0/4545")
+    assert len(grid["domain"]["axes"]["x"]["values"]) == 3 and len(grid["domain"]["axes"]["y"]["values"]) == 5
+
+
+def test_features_endpoints_refuse_a_grid(server: str) -> None:
+    r = get(server, "/collections/air-grid/items")
+    assert r.status_code == 404 and "grid" in r.json()["description"]
+
+
+def test_openapi_describes_the_queries(server: str) -> None:
+    doc = get(server, "/api").json()
+    op = doc["paths"]["/collections/air-grid/position"]["get"]
+    assert any(p["name"] == "coords" and p["required"] for p in op["parameters"])
+    assert "413" in doc["paths"]["/collections/air-grid/cube"]["get"]["responses"]
+
+
+# OWSLib ---------------------------------------------------------------------------
+
+def test_owslib_edr_client(server: str) -> None:
+    from owslib.ogcapi.edr import EnvironmentalDataRetrieval
+
+    api = EnvironmentalDataRetrieval(server)
+    assert {"air-grid", "flood"} <= set(api.data())
+    pos = api.query_data("air-grid", "position", coords="POINT(116.125 39.875)", parameter_names=["pm25"])
+    assert pos["ranges"]["pm25"]["values"][0] == value(0, 12, 12) and set(pos["ranges"]) == {"pm25"}
+    area = api.query_data("air-grid", "area", coords="POLYGON((116 39.9, 116.05 39.9, 116.05 40, 116 40, 116 39.9))",
+                          datetime_="2025-01-01")
+    assert area["domain"]["domainType"] == "Grid"
+    cube = api.query_data("air-grid", "cube", bbox=[116.0, 39.96, 116.03, 40.0], datetime_="2025-01-02")
+    assert cube["ranges"]["no2"]["shape"] == [1, 4, 3]
+    traj = api.query_data("air-grid", "trajectory", coords="LINESTRING(116.005 39.995, 116.035 39.995)",
+                          datetime_="2025-01-02")
+    assert len(traj["ranges"]["pm25"]["values"]) == 4
+    corr = api.query_data("air-grid", "corridor", coords="LINESTRING(116.0 39.905, 116.1 39.905)",
+                          corridor_width="1", width_units="km", corridor_height="10", height_units="m",
+                          datetime_="2025-01-05")
+    assert corr["domain"]["domainType"] == "Grid"
+    assert json.dumps(corr)
+
+
+def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
+    """schemathesis against the server's own OpenAPI document, on the EDR paths: no 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    schema = schemathesis.openapi.from_url(f"{server}/api")
+    ops = [r.ok() for r in schema.get_all_operations()]
+    ops = [op for op in ops if op.path.split("/")[-1] in ("position", "radius", "area", "cube", "trajectory",
+                                                          "corridor") or op.path in ("/collections/air-grid",)]
+    assert len(ops) == 13  # six queries on two collections, and a collection
+    for op in ops:
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            response = case.call(timeout=30)
+            case.validate_response(response, checks=[not_a_server_error])
+
+        run()
