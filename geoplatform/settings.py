@@ -47,5 +47,8 @@ class Settings(BaseSettings):
                                 "(X-API-Key or Authorization: Bearer); None: the API takes no writes")
     request_threads: int = Field(default=4, ge=1, le=256, description="Threads per server worker process that "
                                  "answer requests (reading, rendering); more requests wait for one")
+    dask_scheduler: str | None = Field(default=None, description="Address of a dask.distributed scheduler "
+                                       "(tcp://host:8786): grid reads and vector-to-grid aggregation then "
+                                       "run on its cluster; None: on threads in this process")
     debug: bool = Field(default=False, description="Server tracebacks in error responses; never on a public "
                         "server (geoplatform serve --debug)")

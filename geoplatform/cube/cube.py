@@ -40,6 +40,25 @@ class Cube:
     def __init__(self, backend: StorageBackend, settings: Settings) -> None:
         self.backend = backend
         self.settings = settings
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of ``settings.dask_scheduler`` (None without one).
+
+        Connected on first use and made the default scheduler, so the lazy grids
+        this cube returns (``grid``, ``to_xarray``) compute on that cluster. Its
+        workers open the store by its location: on more than one machine, that is
+        a shared folder.
+        """
+        if self._client is None and self.settings.dask_scheduler:
+            from distributed import Client
+
+            try:
+                self._client = Client(self.settings.dask_scheduler, set_as_default=True, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise StoreError(f"cannot reach the dask scheduler at {self.settings.dask_scheduler}: {exc}") from None
+        return self._client
 
     def __repr__(self) -> str:
         return f"<Cube {self.backend.name}:{self.backend.location}>"
@@ -51,6 +70,9 @@ class Cube:
         self.close()
 
     def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         self.backend.close()
 
     # datasets ---------------------------------------------------------------
@@ -267,6 +289,8 @@ class Cube:
         """
         from geoplatform.cube.grid import to_xarray
 
+        if self.client is not None and chunks is None:
+            chunks = True  # on a cluster, the aggregation is its tasks
         return to_xarray(self, name, resolution=resolution, freq=freq, agg=agg, variable=variable,
                          crs=crs, chunks=chunks, **params)
 
@@ -319,6 +343,7 @@ class Cube:
         step: maps, area statistics) or ``"series"`` (many steps per chunk: the
         series of a point or a small area).
         """
+        self.client  # noqa: B018 - connects to the configured cluster, if any
         return self.backend.grids().open(name, as_of, layout)  # type: ignore[no-any-return]
 
     def series(self, name: str, *, station: str, variables: Sequence[str] | None = None,
