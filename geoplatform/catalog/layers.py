@@ -88,6 +88,22 @@ class LayerConfig(BaseModel):
         return v
 
 
+class MapStyle(BaseModel):
+    """How a grid variable is drawn in map tiles: a colour map of ``tiles/colormaps/``
+    and, for a relative one, the values its two ends stand for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    colormap: str = "viridis"
+    range: tuple[float, float] | None = None  # None: the variable's range at the first step
+
+    @model_validator(mode="after")
+    def _range_ok(self) -> "MapStyle":
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"range {list(self.range)} must go from a lower to a higher value")
+        return self
+
+
 class GridLayerConfig(BaseModel):
     """One published grid: an EDR collection (a layer file with ``grid:``)."""
 
@@ -100,6 +116,7 @@ class GridLayerConfig(BaseModel):
     keywords: tuple[str, ...] = ()
     crs: tuple[str, ...] = ("OGC:CRS84",)
     max_cells: int = Field(default=5_000_000, ge=1, description="values one request may return")
+    styles: dict[str, MapStyle] = Field(default_factory=dict, description="map tile style per variable")
 
     @field_validator("id")
     @classmethod

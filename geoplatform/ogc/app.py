@@ -43,6 +43,7 @@ from geoplatform.errors import (
 )
 from geoplatform.ogc import edr as E
 from geoplatform.ogc import features as F
+from geoplatform.ogc import maptiles as MP
 from geoplatform.ogc import tiles as TL
 from geoplatform.ogc import records as R
 from geoplatform.ogc import transactions as T
@@ -66,6 +67,7 @@ CONFORMANCE = (
     *TL.TILES_CONFORMANCE,
     *R.RECORDS_CONFORMANCE,
     *E.EDR_CONFORMANCE,
+    *MP.MAP_CONFORMANCE,
 )
 
 
@@ -158,6 +160,7 @@ async def api(request: Request) -> Response:
     doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
     doc["paths"].update(R.openapi_paths())
     doc["paths"].update(E.openapi_paths(p.grids))
+    doc["paths"].update(MP.openapi_paths(p.grids))
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
                                        {"openapi-document-path": f"{_base(request)}/api"})
@@ -396,6 +399,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             *R.records_routes(_params),
             *TL.tile_routes(),
             *E.edr_routes(_params_edr),
+            *MP.map_routes(_params_edr),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
             Route("/collections/{cid}/schema", schema_),
@@ -407,6 +411,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         ],
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
+    MP.check_styles(grids)
     app.state.platform = Platform(cube, layers, cat, grids)
     # pyproj builds a transformer on first use (about half a second or more each): build
     # those the layers offer in the background, not in the first requests.

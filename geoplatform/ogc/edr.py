@@ -140,6 +140,8 @@ def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any
         "output_formats": out_formats,
         "parameter_names": {v.name: _parameter(v) for v in spec.variables or ()},
         "links": [{"href": href, "rel": "self", "type": JSON, "title": "This collection"},
+                  {"href": f"{href}/map/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-map",
+                   "type": JSON, "title": "Map tilesets (PNG)"},
                   *({"href": f"{href}/{q}", "rel": "data", "type": COVJSON, "title": f"{q} query"}
                     for q in QUERY_TYPES)],
     }

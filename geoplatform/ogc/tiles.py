@@ -746,8 +746,10 @@ def openapi_paths(layers: Mapping[str, LayerConfig], tms_ids: Sequence[str]) -> 
         _oa_param("filter-crs", "query", {"type": "string", "enum": [F.CRS84]}, "CRS of geometry literals"),
         _oa_param("as-of", "query", {"type": "string"}, "Record time: a snapshot id or an RFC 3339 date-time"),
     ]
-    collections = _oa_param("collections", "query", {"type": "array", "items": {"type": "string", "enum": [
-        k for k, v in layers.items() if v.tiles.enabled]}}, "Collections, a layer each, in this order",
+    tiled = [k for k, v in layers.items() if v.tiles.enabled]
+    # (OpenAPI allows no empty enum: a server without a tiled layer takes any name, and answers 404)
+    collections = _oa_param("collections", "query", {"type": "array", "items": {
+        "type": "string", **({"enum": tiled} if tiled else {})}}, "Collections, a layer each, in this order",
         style="form", explode=False)
     tile_params = [tms_param, _oa_param("tileMatrix", "path", {"type": "string"}, "Tile matrix (zoom level)"),
                    _oa_param("tileRow", "path", {"type": "integer", "minimum": 0}, "Row, from the top"),

@@ -59,7 +59,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     layers = work / "layers"
     (layers / "sensing").mkdir(parents=True)
     (layers / "sensing" / "air-grid.yaml").write_text(
-        "id: air-grid\ngrid: air_grid\ncrs: [OGC:CRS84, EPSG:4326, EPSG:3857]\nmax_cells: 20000\n")
+        "id: air-grid\ngrid: air_grid\ncrs: [OGC:CRS84, EPSG:4326, EPSG:3857]\nmax_cells: 20000\n"
+        "styles:\n  pm25: {colormap: aqi_pm25}\n")
     (layers / "sensing" / "flood.yaml").write_text("id: flood\ngrid: flood_depth\n")
     with serving(work, ["--layers", str(layers), "--catalog", str(ROOT / "catalogs" / "sample_city.yaml")],
                  probe="/collections/air-grid") as url:
@@ -296,8 +297,11 @@ def test_features_endpoints_refuse_a_grid(server: str) -> None:
     assert r.status_code == 404 and "grid" in r.json()["description"]
 
 
-def test_openapi_describes_the_queries(server: str) -> None:
+def test_conf_oas30_oas_definition(server: str) -> None:
+    from openapi_spec_validator import validate
+
     doc = get(server, "/api").json()
+    validate(doc)  # a valid OpenAPI 3.0 document, with the EDR and map tile paths
     op = doc["paths"]["/collections/air-grid/position"]["get"]
     assert any(p["name"] == "coords" and p["required"] for p in op["parameters"])
     assert "413" in doc["paths"]["/collections/air-grid/cube"]["get"]["responses"]
@@ -336,8 +340,9 @@ def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
     schema = schemathesis.openapi.from_url(f"{server}/api")
     ops = [r.ok() for r in schema.get_all_operations()]
     ops = [op for op in ops if op.path.split("/")[-1] in ("position", "radius", "area", "cube", "trajectory",
-                                                          "corridor") or op.path in ("/collections/air-grid",)]
-    assert len(ops) == 13  # six queries on two collections, and a collection
+                                                          "corridor") or op.path == "/collections/air-grid"
+           or op.path.startswith("/collections/air-grid/map/")]
+    assert len(ops) == 16  # six queries on two collections, a collection, its three map tile paths
     for op in ops:
 
         @given(case=op.as_strategy())
