@@ -41,6 +41,7 @@ from geoplatform.cube.query import queryables
 from geoplatform.errors import (
     CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, StoreError, Unauthorized,
 )
+from geoplatform.ogc import coverages as CV
 from geoplatform.ogc import edr as E
 from geoplatform.ogc import features as F
 from geoplatform.ogc import maptiles as MP
@@ -68,6 +69,7 @@ CONFORMANCE = (
     *R.RECORDS_CONFORMANCE,
     *E.EDR_CONFORMANCE,
     *MP.MAP_CONFORMANCE,
+    *CV.COVERAGES_CONFORMANCE,
 )
 
 
@@ -161,6 +163,7 @@ async def api(request: Request) -> Response:
     doc["paths"].update(R.openapi_paths())
     doc["paths"].update(E.openapi_paths(p.grids))
     doc["paths"].update(MP.openapi_paths(p.grids))
+    doc["paths"].update(CV.openapi_paths(p.grids))
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
                                        {"openapi-document-path": f"{_base(request)}/api"})
@@ -259,8 +262,12 @@ async def queryables_(request: Request) -> Response:
 async def schema_(request: Request) -> Response:
     _no_params(request)
     p: Platform = request.app.state.platform
-    layer = p.layer(request.path_params["cid"])
     base = _base(request)
+    cid = request.path_params["cid"]
+    if cid in p.grids:
+        doc = await run_in_threadpool(CV.schema, p.cube, p.grids[cid], f"{base}/collections/{cid}/schema")
+        return _json(doc, media="application/schema+json")
+    layer = p.layer(cid)
     doc = F.schema(p.cube.dataset(layer.dataset), layer, f"{base}/collections/{layer.id}/schema")
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.schema, base, layer.id, doc)
@@ -400,6 +407,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
             *TL.tile_routes(),
             *E.edr_routes(_params_edr),
             *MP.map_routes(_params_edr),
+            *CV.coverage_routes(_params_edr),
             Route("/collections/{cid}", collection),
             Route("/collections/{cid}/queryables", queryables_),
             Route("/collections/{cid}/schema", schema_),

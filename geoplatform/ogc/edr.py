@@ -129,9 +129,18 @@ def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any
             extent["temporal"] = {"interval": [iso], "values": [f"{iso[0]}/{iso[1]}"] if steps > 1 else [iso[0]],
                                   "trs": 'TIMECRS["DateTime",TDATUM["Gregorian Calendar"],'
                                          'CS[TemporalDateTime,1],AXIS["Time (T)",future]]'}
+    from geoplatform.ogc.coverages import collection_parts
+
+    cov = collection_parts(cube, layer, href)
+    if "storageCrsBbox" in cov and "spatial" in extent:
+        extent["spatial"]["storageCrsBbox"] = cov.pop("storageCrsBbox")
+        extent["spatial"]["grid"] = cov.pop("grid")
+    if "temporalGrid" in cov and "temporal" in extent:
+        extent["temporal"]["grid"] = cov.pop("temporalGrid")
     return {
         "id": layer.id,
         "title": layer.title or spec.title or layer.id,
+        **({"storageCrs": cov["storageCrs"]} if "storageCrs" in cov else {}),
         "description": layer.description or spec.description or "",
         "keywords": list(layer.keywords or spec.keywords),
         "extent": extent,
@@ -142,6 +151,7 @@ def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any
         "links": [{"href": href, "rel": "self", "type": JSON, "title": "This collection"},
                   {"href": f"{href}/map/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-map",
                    "type": JSON, "title": "Map tilesets (PNG)"},
+                  *cov["links"],
                   *({"href": f"{href}/{q}", "rel": "data", "type": COVJSON, "title": f"{q} query"}
                     for q in QUERY_TYPES)],
     }

@@ -332,7 +332,8 @@ def test_owslib_edr_client(server: str) -> None:
 
 
 def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
-    """schemathesis against the server's own OpenAPI document, on the EDR paths: no 5xx."""
+    """schemathesis against the server's own OpenAPI document, on the grid paths (EDR, Coverages,
+    map tiles): no 5xx."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
@@ -340,9 +341,10 @@ def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
     schema = schemathesis.openapi.from_url(f"{server}/api")
     ops = [r.ok() for r in schema.get_all_operations()]
     ops = [op for op in ops if op.path.split("/")[-1] in ("position", "radius", "area", "cube", "trajectory",
-                                                          "corridor") or op.path == "/collections/air-grid"
-           or op.path.startswith("/collections/air-grid/map/")]
-    assert len(ops) == 16  # six queries on two collections, a collection, its three map tile paths
+                                                          "corridor", "coverage") or op.path == "/collections/air-grid"
+           or op.path.startswith("/collections/air-grid/map/") or op.path == "/collections/air-grid/schema"]
+    # six queries and a coverage on two collections, a collection, its schema, its three map tile paths
+    assert len(ops) == 19
     for op in ops:
 
         @given(case=op.as_strategy())
