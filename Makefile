@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
 STORE  ?= var/lanshan
 
-.PHONY: demo test bench bench-index bench-server system-deps clean
+.PHONY: demo test bench bench-index bench-server bench-grid system-deps clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(STAMP) system-deps
 
 bench-index: $(STAMP)
 	$(BIN)/python benchmarks/bench_index.py
+
+# The grid benchmark: the gridded-data store (and the station series) against plain xarray,
+# pandas and pygeoapi's xarray EDR provider (the server extra), same data, same run.
+bench-grid: $(STAMP)
+	$(BIN)/python benchmarks/bench_grid.py
 
 # The OGC API server benchmark: wrk from Debian, pygeoapi's provider dependencies
 # (the bench extra) and tipg in its own virtualenv, benchmarks/.venv-tipg (tipg pins

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -129,6 +130,35 @@ class GridLayerConfig(BaseModel):
         return LayerConfig._crs_ok(v)
 
 
+class SeriesLayerConfig(BaseModel):
+    """A point dataset of observations published as an EDR collection of stations
+    (a layer file with ``series:``): each station's series over time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    series: str  # the observations dataset
+    station: str  # its attribute naming the station
+    stations: str | None = None  # a dataset of the stations (positions, and those never observed)
+    station_id: str | None = None  # its attribute holding the station key (default its feature id)
+    variables: tuple[str, ...] | None = None  # published numeric attributes (default all)
+    title: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()
+    crs: tuple[str, ...] = ("OGC:CRS84",)
+    max_values: int = Field(default=5_000_000, ge=1, description="values one request may return")
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str) -> str:
+        return LayerConfig._id_ok(v)
+
+    @field_validator("crs")
+    @classmethod
+    def _crs_ok(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return LayerConfig._crs_ok(v)
+
+
 def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig]:
     """Every ``<theme>/<layer>.yaml`` under ``layers_dir``, checked against ``catalog``:
     the dataset exists, the folder is the dataset's theme, published properties are
@@ -137,8 +167,8 @@ def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig
     where: dict[str, Path] = {}
     for path in sorted(layers_dir.glob("*/*.yaml")):
         raw = _load_yaml(path)
-        if isinstance(raw, dict) and "grid" in raw:
-            continue  # a grid layer: load_grid_layers
+        if isinstance(raw, dict) and ("grid" in raw or "series" in raw):
+            continue  # a grid or series layer: load_grid_layers, load_series_layers
         layer: LayerConfig = _validate(LayerConfig, raw, str(path))
         try:
             spec = catalog.dataset(layer.dataset)
@@ -162,17 +192,29 @@ def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig
     return out
 
 
-def load_grid_layers(layers_dir: Path, vector_ids: Iterable[str] = ()) -> dict[str, GridLayerConfig]:
-    """The grid layers (files with ``grid:``) under ``layers_dir``: EDR collections.
-    Their ids are unique, among the vector layers' ``vector_ids`` too."""
-    taken = set(vector_ids)
-    out: dict[str, GridLayerConfig] = {}
+def _load_kind(layers_dir: Path, key: str, model: Any, other_ids: Iterable[str]) -> dict[str, Any]:
+    """The layer files under ``layers_dir`` with a top-level ``key``, validated by ``model``;
+    their ids unique, among ``other_ids`` too."""
+    taken = set(other_ids)
+    out: dict[str, Any] = {}
     for path in sorted(layers_dir.glob("*/*.yaml")):
         raw = _load_yaml(path)
-        if not (isinstance(raw, dict) and "grid" in raw):
+        if not (isinstance(raw, dict) and key in raw):
             continue
-        layer: GridLayerConfig = _validate(GridLayerConfig, raw, str(path))
+        layer = _validate(model, raw, str(path))
         if layer.id in taken or layer.id in out:
             raise CatalogError(f"{path}: layer id {layer.id!r} is already used")
         out[layer.id] = layer
     return out
+
+
+def load_grid_layers(layers_dir: Path, vector_ids: Iterable[str] = ()) -> dict[str, GridLayerConfig]:
+    """The grid layers (files with ``grid:``) under ``layers_dir``: EDR collections.
+    Their ids are unique, among the vector layers' ``vector_ids`` too."""
+    return _load_kind(layers_dir, "grid", GridLayerConfig, vector_ids)
+
+
+def load_series_layers(layers_dir: Path, other_ids: Iterable[str] = ()) -> dict[str, SeriesLayerConfig]:
+    """The sensor-series layers (files with ``series:``) under ``layers_dir``: EDR
+    collections of stations. Their ids are unique, among ``other_ids`` too."""
+    return _load_kind(layers_dir, "series", SeriesLayerConfig, other_ids)

@@ -100,14 +100,15 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
             df["time"] = df["time"].dt.floor(freq)
         except ValueError as exc:
             raise InvalidParameterValue(f"freq {freq!r}: {exc}") from None
-    times = np.sort(df["time"].unique())
+    # (pandas' own unique and sort: numpy would make Python objects of tz-aware times first)
+    times = pd.DatetimeIndex(df["time"].unique()).sort_values()
     if len(pos) * len(times) > MAX_CELLS:
         raise InvalidParameterValue(f"{len(pos):,} stations x {len(times):,} steps is more than {MAX_CELLS:,} "
                                     "cells: narrow datetime or give a coarser freq")
     grouped = df.groupby(["station", "time"], sort=False)[numeric]
     cells = getattr(grouped, agg)() if numeric else None
     s_idx = pd.Index(pos.index)
-    t_idx = pd.DatetimeIndex(times)
+    t_idx = times
     data: dict[str, Any] = {}
     if cells is not None and len(cells):
         i = s_idx.get_indexer(cells.index.get_level_values(0))

@@ -32,7 +32,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from geoplatform.catalog.describe import describe
-from geoplatform.catalog.layers import GridLayerConfig, LayerConfig, load_grid_layers, load_layers
+from geoplatform.catalog.layers import (
+    GridLayerConfig, LayerConfig, SeriesLayerConfig, load_grid_layers, load_layers, load_series_layers,
+)
 from geoplatform.catalog.models import CityCatalog, load_city_catalog
 from geoplatform.crs import resolve_crs, warm_transforms
 from geoplatform.cube.cql2 import SUPPORTED_CONFORMANCE
@@ -43,6 +45,7 @@ from geoplatform.errors import (
 )
 from geoplatform.ogc import coverages as CV
 from geoplatform.ogc import edr as E
+from geoplatform.ogc import edr_series as ES
 from geoplatform.ogc import features as F
 from geoplatform.ogc import maptiles as MP
 from geoplatform.ogc import tiles as TL
@@ -81,6 +84,7 @@ class Platform:
     layers: dict[str, LayerConfig]
     catalog: CityCatalog
     grids: dict[str, GridLayerConfig] = field(default_factory=dict)
+    series: dict[str, SeriesLayerConfig] = field(default_factory=dict)
 
     def layer(self, cid: str) -> LayerConfig:
         layer = self.layers.get(cid)
@@ -88,14 +92,17 @@ class Platform:
             if cid in self.grids:
                 raise DatasetNotFound(f"collection {cid!r} is a grid: it serves EDR queries "
                                       f"({', '.join(E.QUERY_TYPES)}), not features")
+            if cid in self.series:
+                raise DatasetNotFound(f"collection {cid!r} is a sensor series: it serves EDR queries "
+                                      f"({', '.join(ES.QUERY_TYPES)}) and its stations as items")
             raise DatasetNotFound(f"no collection {cid!r}")
         return layer
 
     def grid_layer(self, cid: str) -> GridLayerConfig:
         layer = self.grids.get(cid)
         if layer is None:
-            if cid in self.layers:
-                raise DatasetNotFound(f"collection {cid!r} holds features: it serves no EDR query")
+            if cid in self.layers or cid in self.series:
+                raise DatasetNotFound(f"collection {cid!r} is not a grid: it serves no grid query")
             raise DatasetNotFound(f"no collection {cid!r}")
         return layer
 
@@ -164,6 +171,7 @@ async def api(request: Request) -> Response:
     doc["paths"].update(E.openapi_paths(p.grids))
     doc["paths"].update(MP.openapi_paths(p.grids))
     doc["paths"].update(CV.openapi_paths(p.grids))
+    doc["paths"].update(ES.openapi_paths(p.series))
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
                                        {"openapi-document-path": f"{_base(request)}/api"})
@@ -214,7 +222,8 @@ async def collections(request: Request) -> Response:
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
     cols.append(R.catalog_collection(base, [(c["extent"]["spatial"]["bbox"][0], c["extent"]["temporal"]["interval"][0])
                                             for c in cols]))
-    cols[-1:-1] = await run_in_threadpool(lambda: [E.collection(p.cube, g, base) for g in p.grids.values()])
+    cols[-1:-1] = await run_in_threadpool(lambda: [E.collection(p.cube, g, base) for g in p.grids.values()]
+                                          + [ES.collection(p.cube, s, base) for s in p.series.values()])
     doc = {"collections": cols, "links": [
         {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"},
         {"href": f"{base}/collections?f=html", "rel": "alternate", "type": HTML, "title": "Collections as HTML"}]}
@@ -229,6 +238,8 @@ async def collection(request: Request) -> Response:
     cid = request.path_params["cid"]
     if cid in p.grids:
         doc = await run_in_threadpool(E.collection, p.cube, p.grids[cid], _base(request))
+    elif cid in p.series:
+        doc = await run_in_threadpool(ES.collection, p.cube, p.series[cid], _base(request))
     else:
         doc = await run_in_threadpool(_collection, p, p.layer(cid), _base(request))
     if wants_html(request):
@@ -276,6 +287,10 @@ async def schema_(request: Request) -> Response:
 
 async def items(request: Request) -> Response:
     p: Platform = request.app.state.platform
+    if request.path_params["cid"] in p.series:
+        status, headers, body = await run_in_threadpool(ES.items, p.cube, p.series[request.path_params["cid"]],
+                                                        _params_edr(request))
+        return Response(body, status_code=status, headers=headers)
     layer = p.layer(request.path_params["cid"])
     params = _params(request)
     url = f"{_base(request)}/collections/{layer.id}/items"
@@ -292,6 +307,10 @@ async def items(request: Request) -> Response:
 
 async def item(request: Request) -> Response:
     p: Platform = request.app.state.platform
+    if request.path_params["cid"] in p.series:
+        status, headers, body = await run_in_threadpool(ES.items, p.cube, p.series[request.path_params["cid"]],
+                                                        _params_edr(request), request.path_params["fid"])
+        return Response(body, status_code=status, headers=headers)
     layer = p.layer(request.path_params["cid"])
     fid = request.path_params["fid"]
     url = f"{_base(request)}/collections/{layer.id}/items/{fid}"
@@ -391,6 +410,8 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
     except StoreError:  # a backend that keeps no grids
         stored_grids = set()
     grids = {k: v for k, v in load_grid_layers(layers_dir or ROOT / "layers", layers).items() if v.grid in stored_grids}
+    series = {k: v for k, v in load_series_layers(layers_dir or ROOT / "layers", [*layers, *grids]).items()
+              if v.series in present}
     if R.RECORDS in layers:
         raise CatalogError(f"layer id {R.RECORDS!r} is reserved for the dataset catalog")
     app = Starlette(
@@ -420,7 +441,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
     MP.check_styles(grids)
-    app.state.platform = Platform(cube, layers, cat, grids)
+    app.state.platform = Platform(cube, layers, cat, grids, series)
     # pyproj builds a transformer on first use (about half a second or more each): build
     # those the layers offer in the background, not in the first requests.
     pairs = {(cube.dataset(v.dataset).storage_crs, c) for v in layers.values()

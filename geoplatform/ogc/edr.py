@@ -33,7 +33,7 @@ import orjson
 from geoplatform.catalog.layers import GridLayerConfig
 from geoplatform.crs import resolve_crs, transform_xy
 from geoplatform.cube.times import parse_interval, to_us
-from geoplatform.errors import GeoPlatformError, InvalidParameterValue
+from geoplatform.errors import DatasetNotFound, GeoPlatformError, InvalidParameterValue
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -193,6 +193,27 @@ def _geometry(value: str, kinds: tuple[str, ...]) -> Any:
     return geom
 
 
+def parameter_names(params: Mapping[str, str], names: list[str], cid: str) -> list[str]:
+    """The variables ``parameter-name`` asks for, in its order (none: all of ``names``)."""
+    if not params.get("parameter-name"):
+        return names
+    asked = [p.strip() for p in params["parameter-name"].split(",") if p.strip()]
+    bad = [p for p in asked if p not in names]
+    if bad or not asked:
+        raise InvalidParameterValue(f"parameter-name {bad or params['parameter-name']!r}: the parameters of "
+                                    f"{cid!r} are {names}")
+    return list(dict.fromkeys(asked))
+
+
+def request_crs(params: Mapping[str, str], offered: list[Any], cid: str) -> Any:
+    """The ``crs`` of the coordinates asked and of point results (default CRS84), one ``offered``."""
+    crs = resolve_crs(params.get("crs") or "OGC:CRS84")
+    if crs not in offered:
+        raise InvalidParameterValue(f"crs {params.get('crs')!r} is not offered by {cid!r}: use one of "
+                                    f"{[c.uri or c.id for c in offered]}")
+    return crs
+
+
 def _length(params: Mapping[str, str], value_key: str, unit_key: str) -> float:
     if value_key not in params:
         raise InvalidParameterValue(f"{value_key} is required")
@@ -240,21 +261,8 @@ class _Request:
         self.spec, self.geom = self.row.spec, self.row.geometry
         if self.geom is None or not self.steps:
             raise InvalidParameterValue(f"collection {layer.id!r} holds no data yet")
-        names = [v.name for v in self.spec.variables or ()]
-        if params.get("parameter-name"):
-            asked = [p.strip() for p in params["parameter-name"].split(",") if p.strip()]
-            bad = [p for p in asked if p not in names]
-            if bad or not asked:
-                raise InvalidParameterValue(f"parameter-name {bad or params['parameter-name']!r}: the parameters of "
-                                            f"{layer.id!r} are {names}")
-            self.variables = list(dict.fromkeys(asked))
-        else:
-            self.variables = names
-        offered = _offered(cube, layer)
-        self.crs = resolve_crs(params.get("crs") or "OGC:CRS84")
-        if self.crs not in offered:
-            raise InvalidParameterValue(f"crs {params.get('crs')!r} is not offered by {layer.id!r}: use one of "
-                                        f"{[c.uri or c.id for c in offered]}")
+        self.variables = parameter_names(params, [v.name for v in self.spec.variables or ()], layer.id)
+        self.crs = request_crs(params, _offered(cube, layer), layer.id)
         self.native = resolve_crs(self.geom.crs)
         t = g.times_us(self.row.id, self.steps)
         self.times = t
@@ -609,12 +617,24 @@ def edr_routes(params_of: Any) -> list[Any]:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from geoplatform.ogc import edr_series as ES
+
     def handler(query_type: str) -> Any:
         async def run(request: Request) -> Response:
             p = request.app.state.platform
-            layer = p.grid_layer(request.path_params["cid"])
-            status, headers, body = await run_in_threadpool(query, p.cube, layer, query_type, params_of(request))
+            cid = request.path_params["cid"]
+            loc = request.path_params.get("locId")
+            if cid in p.series:
+                status, headers, body = await run_in_threadpool(ES.query, p.cube, p.series[cid], query_type,
+                                                                params_of(request), loc)
+            else:
+                if query_type == "locations":
+                    raise DatasetNotFound(f"collection {cid!r} has no locations (it is a grid: see its queries)")
+                layer = p.grid_layer(cid)
+                status, headers, body = await run_in_threadpool(query, p.cube, layer, query_type, params_of(request))
             return Response(body, status_code=status, headers=headers)
         return run
 
-    return [Route(f"/collections/{{cid}}/{q}", handler(q)) for q in QUERY_TYPES]
+    return [*(Route(f"/collections/{{cid}}/{q}", handler(q)) for q in QUERY_TYPES),
+            Route("/collections/{cid}/locations", handler("locations")),
+            Route("/collections/{cid}/locations/{locId}", handler("locations"))]

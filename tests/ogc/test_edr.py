@@ -48,6 +48,24 @@ def flood() -> xr.Dataset:
     return ds
 
 
+STATIONS = {"S1": (116.40, 39.90), "S2": (116.30, 40.00), "S3": (116.50, 39.80)}
+
+
+def observations() -> "gpd.GeoDataFrame":
+    """Hourly PM2.5 at three stations for a day; S2 misses hour 3."""
+    import geopandas as gpd
+    import shapely
+
+    rows = []
+    for k, (sid, (lon, lat)) in enumerate(sorted(STATIONS.items())):
+        for h in range(24):
+            if (sid, h) != ("S2", 3):
+                rows.append({"obs_id": f"{sid}-{h}", "station": sid, "pm25": 10.0 * (k + 1) + h,
+                             "observed_at": pd.Timestamp("2025-03-01T00:00:00Z") + pd.Timedelta(hours=h),
+                             "geometry": shapely.Point(lon, lat)})
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("edr")
@@ -56,12 +74,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cube.ingest_grid("air_grid", air())
         cube.create_grid({"name": "flood_depth", "title": "Flood depth"})
         cube.ingest_grid("flood_depth", flood())
+        cube.create_dataset(gp.DatasetSpec(name="air_obs", fid="obs_id", geometry_type="Point",
+                                           valid_from="observed_at", instant=True, storage_crs="EPSG:4326"))
+        cube.ingest("air_obs", observations())
     layers = work / "layers"
     (layers / "sensing").mkdir(parents=True)
     (layers / "sensing" / "air-grid.yaml").write_text(
         "id: air-grid\ngrid: air_grid\ncrs: [OGC:CRS84, EPSG:4326, EPSG:3857]\nmax_cells: 20000\n"
         "styles:\n  pm25: {colormap: aqi_pm25}\n")
     (layers / "sensing" / "flood.yaml").write_text("id: flood\ngrid: flood_depth\n")
+    (layers / "sensing" / "air-stations.yaml").write_text(
+        "id: air-stations\nseries: air_obs\nstation: station\ncrs: [OGC:CRS84, EPSG:3857]\n")
     with serving(work, ["--layers", str(layers), "--catalog", str(ROOT / "catalogs" / "sample_city.yaml")],
                  probe="/collections/air-grid") as url:
         yield url
@@ -343,8 +366,9 @@ def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
     ops = [op for op in ops if op.path.split("/")[-1] in ("position", "radius", "area", "cube", "trajectory",
                                                           "corridor", "coverage") or op.path == "/collections/air-grid"
            or op.path.startswith("/collections/air-grid/map/") or op.path == "/collections/air-grid/schema"]
-    # six queries and a coverage on two collections, a collection, its schema, its three map tile paths
-    assert len(ops) == 19
+    # six queries and a coverage on two grids, a grid collection, its schema, its three map tile paths,
+    # and the radius, area and cube of the sensor series
+    assert len(ops) == 22
     for op in ops:
 
         @given(case=op.as_strategy())
@@ -354,3 +378,52 @@ def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
             case.validate_response(response, checks=[not_a_server_error])
 
         run()
+
+
+# Sensor series ------------------------------------------------------------------------
+
+def test_series_collection_and_locations(server: str) -> None:
+    c = get(server, "/collections/air-stations").json()
+    assert set(c["data_queries"]) == {"radius", "area", "cube", "locations", "items"}
+    assert set(c["parameter_names"]) == {"pm25"}
+    assert c["extent"]["temporal"]["interval"][0] == ["2025-03-01T00:00:00Z", "2025-03-01T23:00:00Z"]
+    locs = q(server, "locations", "air-stations").json()["features"]
+    assert sorted(f["id"] for f in locs) == ["S1", "S2", "S3"]
+    one = get(server, "/collections/air-stations/locations/S2",
+              datetime="2025-03-01T02:00:00Z/2025-03-01T04:00:00Z").json()
+    assert one["domain"]["domainType"] == "PointSeries" and one["ranges"]["pm25"]["values"] == [22.0, None, 24.0]
+    assert one["domain"]["axes"]["x"]["values"] == [116.30]
+    assert get(server, "/collections/air-stations/locations/S9").status_code == 404  # /conf/locations/location-identifier-invalid
+    assert get(server, "/collections/air-grid/locations").status_code == 404
+
+
+def test_series_area_radius_cube_items(server: str) -> None:
+    col = q(server, "area", "air-stations", coords="POLYGON((116.35 39.85, 116.45 39.85, 116.45 39.95, 116.35 39.95, "
+            "116.35 39.85))", datetime="2025-03-01T05:00:00Z").json()
+    assert col["type"] == "CoverageCollection" and [c["id"] for c in col["coverages"]] == ["S1"]
+    assert col["coverages"][0]["ranges"]["pm25"]["values"] == [15.0]
+    near = q(server, "radius", "air-stations", coords="POINT(116.31 40.0)", within="2", f="CSV",
+             datetime="2025-03-01T00:00:00Z/2025-03-01T01:00:00Z", **{"within-units": "km"}).text.splitlines()
+    assert near[0] == "station,x,y,datetime,pm25" and [r.split(",")[0] for r in near[1:]] == ["S2", "S2"]
+    box = q(server, "cube", "air-stations", bbox="116.2,39.7,116.6,40.1", f="GeoJSON",
+            datetime="2025-03-01T00:00:00Z").json()
+    assert sorted(f["properties"]["station"] for f in box["features"]) == ["S1", "S2", "S3"]
+    assert q(server, "cube", "air-stations", bbox="0,0,1,1").status_code == 400  # no station there
+    assert q(server, "position", "air-stations", coords="POINT(116.4 39.9)").status_code == 404
+    items = get(server, "/collections/air-stations/items").json()
+    assert items["numberMatched"] == 3
+    assert get(server, "/collections/air-stations/items/S3").json()["geometry"]["coordinates"] == [116.5, 39.8]
+    assert get(server, "/collections/air-stations/items/S9").status_code == 404
+    x, _ = pyproj.Transformer.from_crs("OGC:CRS84", "EPSG:3857", always_xy=True).transform(116.40, 39.90)
+    merc = get(server, "/collections/air-stations/locations/S1", crs="EPSG:3857", datetime="2025-03-01T00:00:00Z").json()
+    assert merc["domain"]["axes"]["x"]["values"][0] == pytest.approx(x)
+
+
+def test_owslib_reads_series(server: str) -> None:
+    from owslib.ogcapi.edr import EnvironmentalDataRetrieval
+
+    api = EnvironmentalDataRetrieval(server)
+    assert "air-stations" in api.data()
+    got = api.query_data("air-stations", "cube", bbox=[116.2, 39.7, 116.6, 40.1], parameter_names=["pm25"],
+                         datetime_="2025-03-01T00:00:00Z")
+    assert len(got["coverages"]) == 3
