@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 COPIES = ("map", "series")
+_OPEN: dict[tuple[str, int], Any] = {}
+_OPEN_LOCK = threading.Lock()
 #: Steps written to the copies at a time (bounded memory for a long source).
 WRITE_STEPS = 32
 _TIME_UNITS = "microseconds since 1970-01-01T00:00:00Z"
@@ -287,6 +290,34 @@ class GridStore:
         return g
 
     # reading ---------------------------------------------------------------------
+    def array(self, name: str, layout: str, variable: str) -> Any:
+        """The zarr array of a variable in a copy, opened once per version of its
+        metadata (an append that grows it is a new version). Slice it to a
+        snapshot's step count: steps past it are not committed."""
+        import zarr
+
+        path = self.root / name / f"{layout}.zarr" / variable
+        try:
+            key = (str(path), (path / "zarr.json").stat().st_mtime_ns)
+        except FileNotFoundError:
+            raise DatasetNotFound(f"grid {name!r} has no variable {variable!r} in its {layout} copy") from None
+        with _OPEN_LOCK:
+            arr = _OPEN.get(key)
+            if arr is None:
+                if len(_OPEN) > 256:
+                    _OPEN.clear()
+                arr = _OPEN[key] = zarr.open_array(path, mode="r", zarr_format=3)
+        return arr
+
+    def read(self, name: str, layout: str, variable: str, t_index: np.ndarray, rows: Any, cols: Any) -> np.ndarray:
+        """Values of steps ``t_index`` (increasing) at ``rows`` x ``cols`` (ints or
+        slices), read straight from zarr: a request's block without a dask graph."""
+        arr = self.array(name, layout, variable)
+        t = np.asarray(t_index)
+        if len(t) and t[-1] - t[0] + 1 == len(t):
+            return np.asarray(arr[int(t[0]):int(t[-1]) + 1, rows, cols])
+        return np.asarray(arr.get_orthogonal_selection((t, rows, cols)))
+
     def open(self, name: str, as_of: Any = None, layout: str = "map") -> "xr.Dataset":
         """The grid at a snapshot as a lazy, dask-backed ``xarray.Dataset``."""
         import dask.array as da

@@ -277,10 +277,6 @@ class _Request:
                                             f"(it has {_iso(int(t[0]))} to {_iso(int(t[-1]))})")
         self.cube = cube
 
-    def dataset(self, layout: str = "map") -> "xr.Dataset":
-        """The grid at the request's snapshot, from the copy chunked for the read."""
-        return self.cube.grid(self.layer.grid, as_of=self.snapshot, layout=layout)  # type: ignore[arg-type]
-
     def check_size(self, cells: int) -> None:
         n = cells * len(self.t_index) * len(self.variables)
         if n > self.layer.max_cells:
@@ -364,8 +360,8 @@ def _buffer(r: _Request, geom: Any, metres: float, cap: str = "round") -> Any:
 def _read(r: _Request, rows: slice, cols: slice) -> dict[str, np.ndarray]:
     # a few steps over a wide area: the map copy; many steps over a few cells: the series copy
     wide = (rows.stop - rows.start) * (cols.stop - cols.start) > 4 * len(r.t_index)
-    ds = r.dataset("map" if wide else "series").isel(time=r.t_index, y=rows, x=cols)
-    return {v: np.asarray(ds[v].values) for v in r.variables}
+    g = r.cube.backend.grids()
+    return {v: g.read(r.layer.grid, "map" if wide else "series", v, r.t_index, rows, cols) for v in r.variables}
 
 
 def _points(r: _Request, geom: Any) -> tuple[int, dict[str, str], bytes]:
@@ -377,11 +373,11 @@ def _points(r: _Request, geom: Any) -> tuple[int, dict[str, str], bytes]:
     if not inside.any():
         raise InvalidParameterValue(f"coords fall outside the grid of {r.layer.id!r}")
     r.check_size(int(inside.sum()))
-    ds = r.dataset("series")  # a point's whole series is a few chunks of the series copy
+    g = r.cube.backend.grids()  # a point's whole series is a few chunks of the series copy
     out = []
     for k in np.flatnonzero(inside):
-        sel = ds.isel(y=int(row[k]), x=int(col[k]), time=r.t_index)
-        out.append(((float(pts[k, 0]), float(pts[k, 1])), {v: np.asarray(sel[v].values) for v in r.variables}))
+        out.append(((float(pts[k, 0]), float(pts[k, 1])),
+                    {v: g.read(r.layer.grid, "series", v, r.t_index, int(row[k]), int(col[k])) for v in r.variables}))
     return _point_series_output(r, out)
 
 
@@ -443,7 +439,12 @@ def _area(r: _Request, geom: Any, whole_box: bool = False) -> tuple[int, dict[st
                              transform=Affine(g.dx, 0, g.x0 + c0 * g.dx, 0, g.dy, g.y0 + r0 * g.dy))
     if not mask.any():
         raise InvalidParameterValue(f"no cell of {r.layer.id!r} meets the {r.query_type} query's area")
-    block = _read(r, slice(r0, r1), slice(c0, c1))
+    # the result's grid is the rows and columns with a selected cell, no more
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    xs, ys = xs[cols[0]:cols[-1] + 1], ys[rows[0]:rows[-1] + 1]
+    r0, r1, c0, c1 = r0 + rows[0], r0 + rows[-1] + 1, c0 + cols[0], c0 + cols[-1] + 1
+    block = _read(r, slice(int(r0), int(r1)), slice(int(c0), int(c1)))
     for v, a in block.items():
         if not mask.all():
             a = a.astype(np.float64) if not np.issubdtype(a.dtype, np.floating) else a
