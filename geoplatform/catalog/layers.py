@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -105,19 +105,16 @@ class MapStyle(BaseModel):
         return self
 
 
-class GridLayerConfig(BaseModel):
-    """One published grid: an EDR collection (a layer file with ``grid:``)."""
+class _EdrLayer(BaseModel):
+    """What every EDR layer (grid, series, aggregate) declares besides its data."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    grid: str
     title: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
     crs: tuple[str, ...] = ("OGC:CRS84",)
-    max_cells: int = Field(default=5_000_000, ge=1, description="values one request may return")
-    styles: dict[str, MapStyle] = Field(default_factory=dict, description="map tile style per variable")
 
     @field_validator("id")
     @classmethod
@@ -130,33 +127,51 @@ class GridLayerConfig(BaseModel):
         return LayerConfig._crs_ok(v)
 
 
-class SeriesLayerConfig(BaseModel):
+class GridLayerConfig(_EdrLayer):
+    """One published grid: an EDR collection (a layer file with ``grid:``)."""
+
+    grid: str
+    max_cells: int = Field(default=5_000_000, ge=1, description="values one request may return")
+    styles: dict[str, MapStyle] = Field(default_factory=dict, description="map tile style per variable")
+
+
+class SeriesLayerConfig(_EdrLayer):
     """A point dataset of observations published as an EDR collection of stations
     (a layer file with ``series:``): each station's series over time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
     series: str  # the observations dataset
     station: str  # its attribute naming the station
     stations: str | None = None  # a dataset of the stations (positions, and those never observed)
     station_id: str | None = None  # its attribute holding the station key (default its feature id)
     variables: tuple[str, ...] | None = None  # published numeric attributes (default all)
-    title: str | None = None
-    description: str | None = None
-    keywords: tuple[str, ...] = ()
-    crs: tuple[str, ...] = ("OGC:CRS84",)
     max_values: int = Field(default=5_000_000, ge=1, description="values one request may return")
 
-    @field_validator("id")
-    @classmethod
-    def _id_ok(cls, v: str) -> str:
-        return LayerConfig._id_ok(v)
 
-    @field_validator("crs")
-    @classmethod
-    def _crs_ok(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return LayerConfig._crs_ok(v)
+class AggregateLayerConfig(_EdrLayer):
+    """A vector dataset published as an EDR collection of its aggregate on a regular
+    grid (a layer file with ``aggregate:``), computed per request from the cube:
+    count, or sum / mean / min / max of a numeric attribute, per cell and time step."""
+
+    aggregate: str  # the vector dataset
+    resolution: float = Field(gt=0, description="cell size, in the units of grid_crs")
+    grid_crs: str = "EPSG:4545"
+    freq: str | None = None  # pandas frequency of the time steps ("1D", "7D", "1h"); None: one step
+    agg: Literal["count", "sum", "mean", "min", "max"] = "count"
+    variable: str | None = None
+    max_cells: int = Field(default=2_000_000, ge=1, description="cells x steps one request may cover")
+
+
+    @model_validator(mode="after")
+    def _agg_ok(self) -> "AggregateLayerConfig":
+        LayerConfig._crs_ok((self.grid_crs,))
+        if self.agg != "count" and not self.variable:
+            raise ValueError(f"agg {self.agg!r} needs a variable")
+        return self
+
+    @property
+    def parameter(self) -> str:
+        """The one parameter of the collection: ``count``, or ``<agg>_<variable>``."""
+        return "count" if self.agg == "count" else f"{self.agg}_{self.variable}"
 
 
 def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig]:
@@ -167,8 +182,8 @@ def load_layers(layers_dir: Path, catalog: CityCatalog) -> dict[str, LayerConfig
     where: dict[str, Path] = {}
     for path in sorted(layers_dir.glob("*/*.yaml")):
         raw = _load_yaml(path)
-        if isinstance(raw, dict) and ("grid" in raw or "series" in raw):
-            continue  # a grid or series layer: load_grid_layers, load_series_layers
+        if isinstance(raw, dict) and ("grid" in raw or "series" in raw or "aggregate" in raw):
+            continue  # a grid, series or aggregate layer: load_grid_layers, load_series_layers, load_aggregate_layers
         layer: LayerConfig = _validate(LayerConfig, raw, str(path))
         try:
             spec = catalog.dataset(layer.dataset)
@@ -218,3 +233,9 @@ def load_series_layers(layers_dir: Path, other_ids: Iterable[str] = ()) -> dict[
     """The sensor-series layers (files with ``series:``) under ``layers_dir``: EDR
     collections of stations. Their ids are unique, among ``other_ids`` too."""
     return _load_kind(layers_dir, "series", SeriesLayerConfig, other_ids)
+
+
+def load_aggregate_layers(layers_dir: Path, other_ids: Iterable[str] = ()) -> dict[str, AggregateLayerConfig]:
+    """The aggregate layers (files with ``aggregate:``) under ``layers_dir``: EDR
+    collections of a vector dataset aggregated to a grid."""
+    return _load_kind(layers_dir, "aggregate", AggregateLayerConfig, other_ids)

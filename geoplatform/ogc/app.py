@@ -33,7 +33,8 @@ from starlette.staticfiles import StaticFiles
 
 from geoplatform.catalog.describe import describe
 from geoplatform.catalog.layers import (
-    GridLayerConfig, LayerConfig, SeriesLayerConfig, load_grid_layers, load_layers, load_series_layers,
+    AggregateLayerConfig, GridLayerConfig, LayerConfig, SeriesLayerConfig, load_aggregate_layers, load_grid_layers,
+    load_layers, load_series_layers,
 )
 from geoplatform.catalog.models import CityCatalog, load_city_catalog
 from geoplatform.crs import resolve_crs, warm_transforms
@@ -45,6 +46,7 @@ from geoplatform.errors import (
 )
 from geoplatform.ogc import coverages as CV
 from geoplatform.ogc import edr as E
+from geoplatform.ogc import edr_aggregate as EA
 from geoplatform.ogc import edr_series as ES
 from geoplatform.ogc import features as F
 from geoplatform.ogc import maptiles as MP
@@ -85,6 +87,7 @@ class Platform:
     catalog: CityCatalog
     grids: dict[str, GridLayerConfig] = field(default_factory=dict)
     series: dict[str, SeriesLayerConfig] = field(default_factory=dict)
+    aggregates: dict[str, AggregateLayerConfig] = field(default_factory=dict)
 
     def layer(self, cid: str) -> LayerConfig:
         layer = self.layers.get(cid)
@@ -95,13 +98,16 @@ class Platform:
             if cid in self.series:
                 raise DatasetNotFound(f"collection {cid!r} is a sensor series: it serves EDR queries "
                                       f"({', '.join(ES.QUERY_TYPES)}) and its stations as items")
+            if cid in self.aggregates:
+                raise DatasetNotFound(f"collection {cid!r} is an aggregate on a grid: it serves EDR queries "
+                                      f"({', '.join(EA.QUERY_TYPES)}), not features")
             raise DatasetNotFound(f"no collection {cid!r}")
         return layer
 
     def grid_layer(self, cid: str) -> GridLayerConfig:
         layer = self.grids.get(cid)
         if layer is None:
-            if cid in self.layers or cid in self.series:
+            if cid in self.layers or cid in self.series or cid in self.aggregates:
                 raise DatasetNotFound(f"collection {cid!r} is not a grid: it serves no grid query")
             raise DatasetNotFound(f"no collection {cid!r}")
         return layer
@@ -172,6 +178,7 @@ async def api(request: Request) -> Response:
     doc["paths"].update(MP.openapi_paths(p.grids))
     doc["paths"].update(CV.openapi_paths(p.grids))
     doc["paths"].update(ES.openapi_paths(p.series))
+    doc["paths"].update(EA.openapi_paths(p.aggregates))
     if wants_html(request):
         return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
                                        {"openapi-document-path": f"{_base(request)}/api"})
@@ -223,7 +230,8 @@ async def collections(request: Request) -> Response:
     cols.append(R.catalog_collection(base, [(c["extent"]["spatial"]["bbox"][0], c["extent"]["temporal"]["interval"][0])
                                             for c in cols]))
     cols[-1:-1] = await run_in_threadpool(lambda: [E.collection(p.cube, g, base) for g in p.grids.values()]
-                                          + [ES.collection(p.cube, s, base) for s in p.series.values()])
+                                          + [ES.collection(p.cube, s, base) for s in p.series.values()]
+                                          + [EA.collection(p.cube, a, base) for a in p.aggregates.values()])
     doc = {"collections": cols, "links": [
         {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"},
         {"href": f"{base}/collections?f=html", "rel": "alternate", "type": HTML, "title": "Collections as HTML"}]}
@@ -240,6 +248,8 @@ async def collection(request: Request) -> Response:
         doc = await run_in_threadpool(E.collection, p.cube, p.grids[cid], _base(request))
     elif cid in p.series:
         doc = await run_in_threadpool(ES.collection, p.cube, p.series[cid], _base(request))
+    elif cid in p.aggregates:
+        doc = await run_in_threadpool(EA.collection, p.cube, p.aggregates[cid], _base(request))
     else:
         doc = await run_in_threadpool(_collection, p, p.layer(cid), _base(request))
     if wants_html(request):
@@ -412,6 +422,8 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
     grids = {k: v for k, v in load_grid_layers(layers_dir or ROOT / "layers", layers).items() if v.grid in stored_grids}
     series = {k: v for k, v in load_series_layers(layers_dir or ROOT / "layers", [*layers, *grids]).items()
               if v.series in present}
+    aggregates = {k: v for k, v in load_aggregate_layers(layers_dir or ROOT / "layers",
+                                                         [*layers, *grids, *series]).items() if v.aggregate in present}
     if R.RECORDS in layers:
         raise CatalogError(f"layer id {R.RECORDS!r} is reserved for the dataset catalog")
     app = Starlette(
@@ -441,7 +453,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
     MP.check_styles(grids)
-    app.state.platform = Platform(cube, layers, cat, grids, series)
+    app.state.platform = Platform(cube, layers, cat, grids, series, aggregates)
     # pyproj builds a transformer on first use (about half a second or more each): build
     # those the layers offer in the background, not in the first requests.
     pairs = {(cube.dataset(v.dataset).storage_crs, c) for v in layers.values()

@@ -193,6 +193,41 @@ def _geometry(value: str, kinds: tuple[str, ...]) -> Any:
     return geom
 
 
+def checked_params(params: Mapping[str, str], allowed: set[str] | frozenset[str], kind: str,
+                   cid: str) -> tuple[dict[str, str], str]:
+    """A query's parameters (OWSLib's ``parameter_names`` read as ``parameter-name``)
+    with unknown ones and ``z`` refused, and its output format."""
+    params = dict(params)
+    if "parameter_names" in params:  # OWSLib's EDR client spells it so
+        if "parameter-name" in params:
+            raise InvalidParameterValue("give parameter-name or parameter_names, not both")
+        params["parameter-name"] = params.pop("parameter_names")
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidParameterValue(f"unknown query parameters {unknown}; a {kind} query takes {sorted(allowed)}")
+    if "z" in params or "resolution-z" in params:
+        raise InvalidParameterValue(f"collection {cid!r} has no vertical axis: z is not served")
+    fmt = params.get("f", "CoverageJSON")
+    out = _F.get(fmt.lower(), fmt) if fmt else "CoverageJSON"
+    if out not in _FORMATS:
+        raise InvalidParameterValue(f"f={fmt!r} is not served; use one of {list(_FORMATS)}")
+    return params, out
+
+
+def bbox_param(params: Mapping[str, str]) -> tuple[float, float, float, float]:
+    """A cube query's ``bbox`` (four numbers, or six with heights dropped)."""
+    if "bbox" not in params:
+        raise InvalidParameterValue("a cube query needs bbox")
+    parts = params["bbox"].split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidParameterValue(f"bbox {params['bbox']!r} must be four numbers")
+    v = [_float("bbox", p) for p in parts]
+    x0, y0, x1, y1 = (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], v[3], v[4])
+    if x0 > x1 or y0 > y1:
+        raise InvalidParameterValue(f"bbox {params['bbox']!r}: the lower corner is above the upper")
+    return x0, y0, x1, y1
+
+
 def parameter_names(params: Mapping[str, str], names: list[str], cid: str) -> list[str]:
     """The variables ``parameter-name`` asks for, in its order (none: all of ``names``)."""
     if not params.get("parameter-name"):
@@ -234,28 +269,13 @@ class _Request:
     def __init__(self, cube: "Cube", layer: GridLayerConfig, query_type: str, params: Mapping[str, str]) -> None:
         if query_type not in _ALLOWED:
             raise InvalidParameterValue(f"no {query_type!r} query: this collection serves {list(QUERY_TYPES)}")
-        # OWSLib's EDR client sends parameter_names (its own spelling); it means parameter-name
-        params = dict(params)
-        if "parameter_names" in params:
-            if "parameter-name" in params:
-                raise InvalidParameterValue("give parameter-name or parameter_names, not both")
-            params["parameter-name"] = params.pop("parameter_names")
-        unknown = sorted(set(params) - _ALLOWED[query_type])
-        if unknown:
-            raise InvalidParameterValue(f"unknown query parameters {unknown}; a {query_type} query takes "
-                                        f"{sorted(_ALLOWED[query_type])}")
+        params, self.format = checked_params(params, _ALLOWED[query_type], query_type, layer.id)
         if not params:
             raise InvalidParameterValue(f"a {query_type} query needs parameters "
                                         f"({'bbox' if query_type == 'cube' else 'coords'} at least)")
-        if "z" in params or "resolution-z" in params:
-            raise InvalidParameterValue(f"collection {layer.id!r} has no vertical axis: z is not served")
         self.params = params
         self.query_type = query_type
         self.layer = layer
-        fmt = params.get("f", "CoverageJSON")
-        self.format = _F.get(fmt.lower(), fmt) if fmt else "CoverageJSON"
-        if self.format not in _FORMATS:
-            raise InvalidParameterValue(f"f={fmt!r} is not served; use one of {list(_FORMATS)}")
         g = cube.backend.grids()
         self.row, self.snapshot, self.steps = g.resolve(layer.grid)
         self.spec, self.geom = self.row.spec, self.row.geometry
@@ -308,18 +328,9 @@ def query(cube: "Cube", layer: GridLayerConfig, query_type: str,
         geom = _geometry(r.params.get("coords", ""), ("LINESTRING",))
         return _trajectory(r, geom)
     if query_type == "cube":
-        if "bbox" not in r.params:
-            raise InvalidParameterValue("a cube query needs bbox")
-        parts = r.params["bbox"].split(",")
-        if len(parts) not in (4, 6):
-            raise InvalidParameterValue(f"bbox {r.params['bbox']!r} must be four numbers")
-        v = [_float("bbox", p) for p in parts]
-        x0, y0, x1, y1 = (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], v[3], v[4])
-        if x0 > x1 or y0 > y1:
-            raise InvalidParameterValue(f"bbox {r.params['bbox']!r}: the lower corner is above the upper")
         import shapely
 
-        return _area(r, shapely.box(x0, y0, x1, y1), whole_box=True)
+        return _area(r, shapely.box(*bbox_param(r.params)), whole_box=True)
     if query_type == "area":
         return _area(r, _geometry(r.params.get("coords", ""), ("POLYGON", "MULTIPOLYGON")))
     if query_type == "radius":
@@ -618,6 +629,7 @@ def edr_routes(params_of: Any) -> list[Any]:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from geoplatform.ogc import edr_aggregate as EA
     from geoplatform.ogc import edr_series as ES
 
     def handler(query_type: str) -> Any:
@@ -628,6 +640,9 @@ def edr_routes(params_of: Any) -> list[Any]:
             if cid in p.series:
                 status, headers, body = await run_in_threadpool(ES.query, p.cube, p.series[cid], query_type,
                                                                 params_of(request), loc)
+            elif cid in p.aggregates:
+                status, headers, body = await run_in_threadpool(EA.query, p.cube, p.aggregates[cid], query_type,
+                                                                params_of(request))
             else:
                 if query_type == "locations":
                     raise DatasetNotFound(f"collection {cid!r} has no locations (it is a grid: see its queries)")

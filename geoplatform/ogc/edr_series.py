@@ -58,24 +58,27 @@ def _parameter(f: Any) -> dict[str, Any]:
     return out
 
 
-def collection(cube: "Cube", layer: SeriesLayerConfig, base: str) -> dict[str, Any]:
-    spec = cube.dataset(layer.series)
-    stats = cube.stats(layer.series)
-    href = f"{base}/collections/{layer.id}"
-    crs = [{"crs": c.uri or c.id, "wkt": c.pyproj_crs.to_wkt()} for c in map(resolve_crs, layer.crs)]
+def crs_details(crs: tuple[str, ...]) -> list[dict[str, str]]:
+    return [{"crs": c.uri or c.id, "wkt": c.pyproj_crs.to_wkt()} for c in map(resolve_crs, crs)]
+
+
+def data_queries(href: str, kinds: tuple[str, ...], crs: list[dict[str, str]]) -> dict[str, Any]:
+    """A collection's ``data_queries``: each query's link and its variables."""
     queries = {}
-    for q in QUERY_TYPES:
+    for q in kinds:
         v: dict[str, Any] = {"title": f"{q.capitalize()} query", "query_type": q,
-                             "output_formats": ["CoverageJSON", "GeoJSON", "CSV"],
-                             "default_output_format": "CoverageJSON", "crs_details": crs}
+                             "output_formats": list(E._FORMATS), "default_output_format": "CoverageJSON",
+                             "crs_details": crs}
         if q == "radius":
             v["within_units"] = list(E._LENGTH)
         queries[q] = {"link": {"href": f"{href}/{q}", "rel": "data", "type": E.COVJSON, "title": f"{q} query",
                                "templated": False, "variables": v}}
-    queries["items"] = {"link": {"href": f"{href}/items", "rel": "data", "type": E.GEOJSON, "title": "Stations",
-                                 "templated": False, "variables": {"title": "Items query", "query_type": "items",
-                                                                   "output_formats": ["GeoJSON"],
-                                                                   "default_output_format": "GeoJSON"}}}
+    return queries
+
+
+def vector_extent(cube: "Cube", name: str) -> dict[str, Any]:
+    """The spatial (CRS84) and temporal extent of a vector dataset, as EDR writes them."""
+    spec, stats = cube.dataset(name), cube.stats(name)
     extent: dict[str, Any] = {}
     if stats.extent is not None:
         b = stats.extent
@@ -86,6 +89,19 @@ def collection(cube: "Cube", layer: SeriesLayerConfig, base: str) -> dict[str, A
         extent["temporal"] = {"interval": [[E._iso(stats.t_min), E._iso(stats.t_max)]],
                               "trs": 'TIMECRS["DateTime",TDATUM["Gregorian Calendar"],'
                                      'CS[TemporalDateTime,1],AXIS["Time (T)",future]]'}
+    return extent
+
+
+def collection(cube: "Cube", layer: SeriesLayerConfig, base: str) -> dict[str, Any]:
+    spec = cube.dataset(layer.series)
+    href = f"{base}/collections/{layer.id}"
+    crs = crs_details(layer.crs)
+    queries = data_queries(href, QUERY_TYPES, crs)
+    queries["items"] = {"link": {"href": f"{href}/items", "rel": "data", "type": E.GEOJSON, "title": "Stations",
+                                 "templated": False, "variables": {"title": "Items query", "query_type": "items",
+                                                                   "output_formats": ["GeoJSON"],
+                                                                   "default_output_format": "GeoJSON"}}}
+    extent = vector_extent(cube, layer.series)
     return {"id": layer.id, "title": layer.title or spec.title or layer.id,
             "description": layer.description or spec.description or "",
             "keywords": list(layer.keywords or spec.keywords), "extent": extent, "data_queries": queries,
@@ -101,20 +117,7 @@ class _Series:
     """One checked request: snapshot, variables, output, and the series read once."""
 
     def __init__(self, cube: "Cube", layer: SeriesLayerConfig, kind: str, params: Mapping[str, str]) -> None:
-        params = dict(params)
-        if "parameter_names" in params:  # OWSLib's spelling of parameter-name
-            if "parameter-name" in params:
-                raise InvalidParameterValue("give parameter-name or parameter_names, not both")
-            params["parameter-name"] = params.pop("parameter_names")
-        unknown = sorted(set(params) - _ALLOWED[kind])
-        if unknown:
-            raise InvalidParameterValue(f"unknown query parameters {unknown}; this query takes {sorted(_ALLOWED[kind])}")
-        if "z" in params:
-            raise InvalidParameterValue(f"collection {layer.id!r} has no vertical axis: z is not served")
-        fmt = params.get("f", "CoverageJSON")
-        self.format = E._F.get(fmt.lower(), fmt)
-        if self.format not in E._FORMATS:
-            raise InvalidParameterValue(f"f={fmt!r} is not served; use one of {list(E._FORMATS)}")
+        params, self.format = E.checked_params(params, _ALLOWED[kind] - {"parameter_names"}, kind, layer.id)
         self.variables = E.parameter_names(params, [f.name for f in _variables(cube, layer)], layer.id)
         self.crs = E.request_crs(params, [resolve_crs(c) for c in layer.crs], layer.id)
         self.params, self.layer, self.cube = params, layer, cube
@@ -192,14 +195,7 @@ def query(cube: "Cube", layer: SeriesLayerConfig, kind: str, params: Mapping[str
     if kind == "locations":
         pass
     elif kind == "cube":
-        if "bbox" not in s.params:
-            raise InvalidParameterValue("a cube query needs bbox")
-        parts = s.params["bbox"].split(",")
-        if len(parts) != 4:
-            raise InvalidParameterValue(f"bbox {s.params['bbox']!r} must be four numbers")
-        v = [E._float("bbox", p) for p in parts]
-        if v[0] > v[2] or v[1] > v[3]:
-            raise InvalidParameterValue(f"bbox {s.params['bbox']!r}: the lower corner is above the upper")
+        v = E.bbox_param(s.params)
         area = shapely.box(*v)
     elif kind == "area":
         area = E._geometry(s.params.get("coords", ""), ("POLYGON", "MULTIPOLYGON"))

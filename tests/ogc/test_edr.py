@@ -66,6 +66,20 @@ def observations() -> "gpd.GeoDataFrame":
     return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
 
 
+def incidents() -> "gpd.GeoDataFrame":
+    """500 incidents over 3 days in a 5 x 5 km square of EPSG:4545 (seeded)."""
+    import geopandas as gpd
+    import shapely
+
+    rng = np.random.default_rng(7)
+    n = 500
+    return gpd.GeoDataFrame({"incident_id": np.arange(n), "severity": rng.integers(1, 6, n),
+                             "reported_at": pd.Timestamp("2025-03-01T00:00:00Z")
+                             + pd.to_timedelta(rng.integers(0, 3 * 86400, n), unit="s")},
+                            geometry=shapely.points(rng.uniform(500_000, 505_000, n),
+                                                    rng.uniform(3_800_000, 3_805_000, n)), crs="EPSG:4545")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("edr")
@@ -77,12 +91,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cube.create_dataset(gp.DatasetSpec(name="air_obs", fid="obs_id", geometry_type="Point",
                                            valid_from="observed_at", instant=True, storage_crs="EPSG:4326"))
         cube.ingest("air_obs", observations())
+        cube.create_dataset(gp.DatasetSpec(name="incidents", fid="incident_id", geometry_type="Point",
+                                           valid_from="reported_at", instant=True, storage_crs="EPSG:4545"))
+        cube.ingest("incidents", incidents())
     layers = work / "layers"
     (layers / "sensing").mkdir(parents=True)
     (layers / "sensing" / "air-grid.yaml").write_text(
         "id: air-grid\ngrid: air_grid\ncrs: [OGC:CRS84, EPSG:4326, EPSG:3857]\nmax_cells: 20000\n"
         "styles:\n  pm25: {colormap: aqi_pm25}\n")
     (layers / "sensing" / "flood.yaml").write_text("id: flood\ngrid: flood_depth\n")
+    (layers / "sensing" / "incidents-daily.yaml").write_text(
+        "id: incidents-daily\naggregate: incidents\nresolution: 1000\ngrid_crs: EPSG:4545\nfreq: 1D\n"
+        "crs: [OGC:CRS84, EPSG:4545]\nmax_cells: 5000\n")
+    (layers / "sensing" / "severity-daily.yaml").write_text(
+        "id: severity-daily\naggregate: incidents\nresolution: 1000\nfreq: 1D\nagg: mean\nvariable: severity\n"
+        "crs: [OGC:CRS84, EPSG:4545]\n")
     (layers / "sensing" / "air-stations.yaml").write_text(
         "id: air-stations\nseries: air_obs\nstation: station\ncrs: [OGC:CRS84, EPSG:3857]\n")
     with serving(work, ["--layers", str(layers), "--catalog", str(ROOT / "catalogs" / "sample_city.yaml")],
@@ -367,8 +390,8 @@ def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
                                                           "corridor", "coverage") or op.path == "/collections/air-grid"
            or op.path.startswith("/collections/air-grid/map/") or op.path == "/collections/air-grid/schema"]
     # six queries and a coverage on two grids, a grid collection, its schema, its three map tile paths,
-    # and the radius, area and cube of the sensor series
-    assert len(ops) == 22
+    # the radius, area and cube of the sensor series, and four queries on each of two aggregates
+    assert len(ops) == 30
     for op in ops:
 
         @given(case=op.as_strategy())
@@ -427,3 +450,46 @@ def test_owslib_reads_series(server: str) -> None:
     got = api.query_data("air-stations", "cube", bbox=[116.2, 39.7, 116.6, 40.1], parameter_names=["pm25"],
                          datetime_="2025-03-01T00:00:00Z")
     assert len(got["coverages"]) == 3
+
+
+# Aggregated vector data -------------------------------------------------------------
+
+def test_aggregate_cube_counts_every_incident_once(server: str) -> None:
+    inc = incidents()
+    day2 = inc[(inc.reported_at >= "2025-03-02T00:00:00Z") & (inc.reported_at < "2025-03-03T00:00:00Z")]
+    c = get(server, "/collections/incidents-daily").json()
+    assert set(c["data_queries"]) == {"position", "radius", "area", "cube"} and list(c["parameter_names"]) == ["count"]
+    doc = q(server, "cube", "incidents-daily", bbox="500000,3800000,505000,3805000", crs="EPSG:4545",
+            datetime="2025-03-02T00:00:00Z/2025-03-02T23:59:59Z").json()
+    vals = np.array(doc["ranges"]["count"]["values"], dtype=float).reshape(doc["ranges"]["count"]["shape"])
+    assert vals.shape == (1, 5, 5) and vals.sum() == len(day2)
+    # the cell of row 0, column 0: x 500-501 km, y 3804-3805 km
+    x, y = day2.geometry.x.values, day2.geometry.y.values
+    assert vals[0, 0, 0] == ((x >= 500_000) & (x < 501_000) & (y >= 3_804_000) & (y < 3_805_000)).sum()
+    # a point's cell over the three days, by CRS84 coordinates: the same lattice cell
+    lon, lat = pyproj.Transformer.from_crs("EPSG:4545", "OGC:CRS84", always_xy=True).transform(500_500, 3_804_500)
+    pos = q(server, "position", "incidents-daily", coords=f"POINT({lon} {lat})").json()
+    days = pos["domain"]["axes"]["t"]["values"]
+    assert days == ["2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z", "2025-03-03T00:00:00Z"]
+    assert pos["ranges"]["count"]["values"][1] == vals[0, 0, 0]
+    in_cell = ((inc.geometry.x >= 500_000) & (inc.geometry.x < 501_000) & (inc.geometry.y >= 3_804_000)
+               & (inc.geometry.y < 3_805_000))
+    assert sum(pos["ranges"]["count"]["values"]) == int(in_cell.sum())
+
+
+def test_aggregate_mean_area_and_limits(server: str) -> None:
+    inc = incidents()
+    area = q(server, "area", "severity-daily", crs="EPSG:4545", datetime="2025-03-01T00:00:00Z/2025-03-03T23:59:59Z",
+             coords="POLYGON((500100 3800100, 501900 3800100, 501900 3801900, 500100 3801900, 500100 3800100))").json()
+    assert list(area["ranges"]) == ["mean_severity"]
+    vals = np.array(area["ranges"]["mean_severity"]["values"], dtype=float).reshape(area["ranges"]["mean_severity"]["shape"])
+    assert vals.shape == (3, 2, 2)
+    d1 = inc[inc.reported_at < "2025-03-02T00:00:00Z"]
+    sel = (d1.geometry.x >= 500_000) & (d1.geometry.x < 501_000) & (d1.geometry.y >= 3_800_000) & (d1.geometry.y < 3_801_000)
+    assert vals[0, 1, 0] == pytest.approx(d1[sel].severity.mean())  # row 1 from the north: 3800-3801 km
+    big = q(server, "cube", "incidents-daily", bbox="400000,3700000,600000,3900000", crs="EPSG:4545")
+    assert big.status_code == 413
+    assert q(server, "cube", "incidents-daily", bbox="500000,3800000,505000,3805000", crs="EPSG:4545",
+             **{"parameter-name": "severity"}).status_code == 400
+    assert q(server, "trajectory", "incidents-daily", coords="LINESTRING(1 1, 2 2)").status_code == 404
+    assert get(server, "/collections/incidents-daily/items").status_code == 404
