@@ -298,8 +298,9 @@ async def schema_(request: Request) -> Response:
 async def items(request: Request) -> Response:
     p: Platform = request.app.state.platform
     if request.path_params["cid"] in p.series:
-        status, headers, body = await run_in_threadpool(ES.items, p.cube, p.series[request.path_params["cid"]],
-                                                        _params_edr(request))
+        cid = request.path_params["cid"]
+        status, headers, body = await run_in_threadpool(ES.items, p.cube, p.series[cid], _params_edr(request), None,
+                                                        f"{_base(request)}/collections/{cid}/items")
         return Response(body, status_code=status, headers=headers)
     layer = p.layer(request.path_params["cid"])
     params = _params(request)

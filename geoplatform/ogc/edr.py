@@ -140,6 +140,7 @@ def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any
     return {
         "id": layer.id,
         "title": layer.title or spec.title or layer.id,
+        "itemType": "coverage",  # no items: its data are the queries and the coverage
         **({"storageCrs": cov["storageCrs"]} if "storageCrs" in cov else {}),
         "description": layer.description or spec.description or "",
         "keywords": list(layer.keywords or spec.keywords),

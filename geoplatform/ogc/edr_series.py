@@ -102,7 +102,7 @@ def collection(cube: "Cube", layer: SeriesLayerConfig, base: str) -> dict[str, A
                                                                    "output_formats": ["GeoJSON"],
                                                                    "default_output_format": "GeoJSON"}}}
     extent = vector_extent(cube, layer.series)
-    return {"id": layer.id, "title": layer.title or spec.title or layer.id,
+    return {"id": layer.id, "title": layer.title or spec.title or layer.id, "itemType": "feature",
             "description": layer.description or spec.description or "",
             "keywords": list(layer.keywords or spec.keywords), "extent": extent, "data_queries": queries,
             "crs": [c["crs"] for c in crs], "output_formats": ["CoverageJSON", "GeoJSON", "CSV"],
@@ -229,21 +229,40 @@ def locations(s: _Series) -> tuple[int, dict[str, str], bytes]:
         E._dump({"type": "FeatureCollection", "features": feats})
 
 
-def items(cube: "Cube", layer: SeriesLayerConfig, params: Mapping[str, str],
-          fid: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    """The stations as features (EDR items); one of them by its id."""
-    unknown = sorted(set(params) - {"f", "crs"})
+def items(cube: "Cube", layer: SeriesLayerConfig, params: Mapping[str, str], fid: str | None = None,
+          url: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """The stations as features (EDR items), paged by ``limit`` and ``offset`` with
+    ``next`` links (as GDAL's OAPIF driver follows them); one of them by its id."""
+    allowed = {"f", "crs"} | ({"limit", "offset"} if fid is None else set())
+    unknown = sorted(set(params) - allowed)
     if unknown:
-        raise InvalidParameterValue(f"unknown query parameters {unknown}; items take f and crs")
+        raise InvalidParameterValue(f"unknown query parameters {unknown}; this resource takes {sorted(allowed)}")
+    if params.get("f") not in (None, "json", "geojson"):
+        raise InvalidParameterValue(f"f={params['f']!r} is not served; stations are GeoJSON")
     status, headers, body = query(cube, layer, "locations", {"crs": params["crs"]} if "crs" in params else {})
-    if fid is None:
-        doc = orjson.loads(body)
-        doc.update(numberMatched=len(doc["features"]), numberReturned=len(doc["features"]))
-        return status, headers, E._dump(doc)
-    for f in orjson.loads(body)["features"]:
-        if f["id"] == fid:
-            return status, headers, E._dump(f)
-    raise DatasetNotFound(f"collection {layer.id!r} has no station {fid!r}")
+    feats = orjson.loads(body)["features"]
+    if fid is not None:
+        for f in feats:
+            if f["id"] == fid:
+                return status, headers, E._dump(f)
+        raise DatasetNotFound(f"collection {layer.id!r} has no station {fid!r}")
+    limit, offset = 10, 0
+    for name in ("limit", "offset"):
+        v = params.get(name)
+        if v is not None:
+            if not v.isdigit() or (name == "limit" and not 1 <= int(v) <= 10_000):
+                raise InvalidParameterValue(f"{name} must be {'an integer from 1 to 10000' if name == 'limit' else 'a non-negative integer'}, not {v!r}")
+            limit, offset = (int(v), offset) if name == "limit" else (limit, int(v))
+    page = feats[offset:offset + limit]
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": page, "numberMatched": len(feats),
+                           "numberReturned": len(page), "links": []}
+    if url is not None:
+        extra = f"&crs={params['crs']}" if "crs" in params else ""
+        doc["links"].append({"href": f"{url}?limit={limit}&offset={offset}{extra}", "rel": "self", "type": E.GEOJSON})
+        if offset + limit < len(feats):
+            doc["links"].append({"href": f"{url}?limit={limit}&offset={offset + limit}{extra}", "rel": "next",
+                                 "type": E.GEOJSON, "title": "Next page"})
+    return status, headers, E._dump(doc)
 
 
 def openapi_paths(layers: Mapping[str, SeriesLayerConfig]) -> dict[str, Any]:
@@ -275,6 +294,11 @@ def openapi_paths(layers: Mapping[str, SeriesLayerConfig]) -> dict[str, Any]:
             "parameters": [{"name": "locId", "in": "path", "required": True, "schema": {"type": "string"}}, *common],
             "responses": {"200": ok, "400": err, "404": err, "413": err}}}
         paths[f"{base}/items"] = {"get": {"summary": f"Stations of {layer.id}", "operationId": f"{op}_station_items",
+                                          "parameters": [
+                                              {"name": "limit", "in": "query", "required": False,
+                                               "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                                              {"name": "offset", "in": "query", "required": False,
+                                               "schema": {"type": "integer", "minimum": 0}}],
                                           "responses": {"200": ok, "400": err}}}
         paths[f"{base}/items/{{featureId}}"] = {"get": {
             "summary": f"A station of {layer.id}", "operationId": f"{op}_station_item",

@@ -435,6 +435,13 @@ def test_series_area_radius_cube_items(server: str) -> None:
     assert q(server, "position", "air-stations", coords="POINT(116.4 39.9)").status_code == 404
     items = get(server, "/collections/air-stations/items").json()
     assert items["numberMatched"] == 3
+    page = get(server, "/collections/air-stations/items", limit="2").json()
+    assert page["numberReturned"] == 2 and any(link["rel"] == "next" for link in page["links"])
+    assert get(server, "/collections/air-stations/items", limit="0").status_code == 400
+    import pyogrio  # GDAL's OAPIF driver reads the stations to the end through the pages
+
+    df = pyogrio.read_dataframe(f"OAPIF:{server}", layer="air-stations")
+    assert sorted(df["name"]) == ["S1", "S2", "S3"]
     assert get(server, "/collections/air-stations/items/S3").json()["geometry"]["coordinates"] == [116.5, 39.8]
     assert get(server, "/collections/air-stations/items/S9").status_code == 404
     x, _ = pyproj.Transformer.from_crs("OGC:CRS84", "EPSG:3857", always_xy=True).transform(116.40, 39.90)
