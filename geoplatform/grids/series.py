@@ -56,16 +56,16 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
     fields = {f.name: f for f in spec.fields}
     if station not in fields:
         raise InvalidParameterValue(f"dataset {name!r} has no attribute {station!r} (it has {sorted(fields)})")
-    t = cube.query(name, output="arrow", **params)
     if agg not in ("mean", "sum", "min", "max", "count", "first", "last"):
         raise InvalidParameterValue(f"agg {agg!r} is not mean, sum, min, max, count, first or last")
-    numeric = [c for c in t.column_names if c not in (station, "fid", "version", "valid_from", "valid_to",
-                                                        "geometry", "record_from") and _numeric(t.schema.field(c).type)]
+    numeric = [f.name for f in spec.fields if f.name != station and f.type in ("integer", "number")]
     if variables is not None:
         bad = [v for v in variables if v not in numeric]
         if bad:
             raise InvalidParameterValue(f"{bad[0]!r} is not a numeric attribute of {name!r} (those are {numeric})")
         numeric = list(variables)
+    # only the columns the series needs are read (a station's year is read for a few of its columns)
+    t = cube.query(name, output="arrow", **{"properties": [station, *numeric], **params})
     out_crs = resolve_crs(crs or spec.storage_crs)
     df = pd.DataFrame({"station": t.column(station).to_pandas(), "time": t.column("valid_from").to_pandas()})
     for v in numeric:
