@@ -103,7 +103,7 @@ def collection(cube: "Cube", layer: AggregateLayerConfig, base: str) -> dict[str
     param = {"type": "Parameter", "description": {"en": f"{title} per {layer.resolution:g} cell of {layer.grid_crs}"
                                                   + (f" and {layer.freq}" if layer.freq else "")},
              "observedProperty": {"id": layer.parameter, "label": {"en": title}}, "data-type": "float"}
-    return {"id": layer.id, "title": layer.title or f"{spec.title or spec.name} ({title})",
+    return {"id": layer.id, "title": layer.title or f"{spec.title or spec.name} ({title})", "itemType": "coverage",
             "description": layer.description or spec.description or "", "keywords": list(layer.keywords),
             "extent": extent, "data_queries": queries, "crs": [c["crs"] for c in crs],
             "output_formats": list(E._FORMATS), "parameter_names": {layer.parameter: param},

@@ -103,6 +103,7 @@ def collection(cube: "Cube", layer: SeriesLayerConfig, base: str) -> dict[str, A
                                                                    "default_output_format": "GeoJSON"}}}
     extent = vector_extent(cube, layer.series)
     return {"id": layer.id, "title": layer.title or spec.title or layer.id, "itemType": "feature",
+            "storageCrs": E.CRS84,  # the stations' positions are served in CRS84 unless asked otherwise
             "description": layer.description or spec.description or "",
             "keywords": list(layer.keywords or spec.keywords), "extent": extent, "data_queries": queries,
             "crs": [c["crs"] for c in crs], "output_formats": ["CoverageJSON", "GeoJSON", "CSV"],
