@@ -137,8 +137,9 @@ def test_city_header() -> None:
 
 def test_catalog_lists_every_generated_file() -> None:
     assert len(DATASETS) == len(CATALOG["datasets"])  # names unique
-    assert {d["file"] for d in CATALOG["datasets"]} == set(FILES.values())
-    assert {name: d["file"] for name, d in DATASETS.items()} == FILES
+    grids = {g["name"]: g["file"] for g in CATALOG.get("grids", [])}
+    assert {d["file"] for d in CATALOG["datasets"]} | set(grids.values()) == set(FILES.values())
+    assert {**{name: d["file"] for name, d in DATASETS.items()}, **grids} == FILES
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

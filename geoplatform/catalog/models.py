@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from geoplatform.cube.model import DatasetSpec
+from geoplatform.grids.model import GridSpec
 from geoplatform.errors import CatalogError
 
 
@@ -52,6 +53,7 @@ class CityCatalog(BaseModel):
 
     city: City
     datasets: tuple[DatasetSpec, ...]
+    grids: tuple[GridSpec, ...] = ()
     departments: tuple[Department, ...] = ()
     themes: tuple[Theme, ...] = ()
 
@@ -119,15 +121,22 @@ def load_city_catalog(path: Path, catalogs_dir: Path | None = None) -> CityCatal
     data = _load_yaml(path)
     if not isinstance(data, dict) or "datasets" not in data or "city" not in data:
         raise CatalogError(f"{path}: expected 'city' and 'datasets'")
+    unknown = sorted(set(data) - {"city", "datasets", "grids", "departments", "themes"})
+    if unknown:
+        raise CatalogError(f"{path}: unknown top-level keys {unknown}")
     city = _validate(City, data["city"], f"{path}: city")
     datasets = []
     for i, d in enumerate(data["datasets"] or []):
         name = d.get("name", f"#{i}") if isinstance(d, dict) else f"#{i}"
         datasets.append(_validate(DatasetSpec, d, f"{path}: dataset {name}"))
-    _unique([d.name for d in datasets], path, "dataset")
+    grids = []
+    for i, g in enumerate(data.get("grids") or []):
+        name = g.get("name", f"#{i}") if isinstance(g, dict) else f"#{i}"
+        grids.append(_validate(GridSpec, g, f"{path}: grid {name}"))
+    _unique([d.name for d in datasets] + [g.name for g in grids], path, "dataset or grid")
     dep_ids = {d.id for d in departments}
     theme_ids = {t.id for t in themes}
-    for d in datasets:
+    for d in [*datasets, *grids]:
         if d.department is not None and d.department not in dep_ids:
             raise CatalogError(f"{path}: dataset {d.name}: unknown department {d.department!r} "
                                f"(known: {sorted(dep_ids)})")
@@ -138,7 +147,8 @@ def load_city_catalog(path: Path, catalogs_dir: Path | None = None) -> CityCatal
             raise CatalogError(f"{path}: dataset {d.name}: shared_with names unknown departments {bad}")
         if not d.licence or not d.source:
             raise CatalogError(f"{path}: dataset {d.name}: every dataset says its licence and its source")
-    return CityCatalog(city=city, datasets=tuple(datasets), departments=departments, themes=themes)
+    return CityCatalog(city=city, datasets=tuple(datasets), grids=tuple(grids), departments=departments,
+                       themes=themes)
 
 
 def _unique(ids: list[str], path: Path, what: str) -> None:

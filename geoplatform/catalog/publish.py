@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def publish(cube: "Cube", catalog: CityCatalog, source_dir: Path, *, progress: bool | None = None) -> list[Any]:
-    """Create and load every dataset of ``catalog`` whose ``file`` is in ``source_dir``."""
+    """Create and load every dataset and grid of ``catalog`` whose ``file`` is in ``source_dir``."""
     reports = []
     for spec in catalog.datasets:
         if spec.file is None:
@@ -26,4 +26,14 @@ def publish(cube: "Cube", catalog: CityCatalog, source_dir: Path, *, progress: b
         if spec.name not in cube:
             cube.create_dataset(spec)
         reports.append(cube.ingest(spec.name, path, mode="replace", progress=progress))
+    present = {g.name for g in cube.grids()}
+    for grid in catalog.grids:
+        if grid.file is None:
+            continue
+        path = source_dir / grid.file
+        if not path.exists():
+            raise CatalogError(f"grid {grid.name}: declared file {path} does not exist")
+        if grid.name not in present:
+            cube.create_grid(grid)
+        reports.append(cube.ingest_grid(grid.name, path, only_new=True))  # a rebuilt file adds only new days
     return reports

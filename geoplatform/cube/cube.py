@@ -315,15 +315,17 @@ class Cube:
         self.backend.grids().drop(name)
 
     def ingest_grid(self, name: str, source: Any, *, crs: str | None = None, times: Sequence[Any] | None = None,
-                    time_pattern: str | None = None, variables: Sequence[str] | None = None) -> Snapshot:
+                    time_pattern: str | None = None, variables: Sequence[str] | None = None,
+                    only_new: bool = False) -> Snapshot:
         """Append the time steps of ``source`` to grid ``name`` as one snapshot.
 
         ``source``: a NetCDF file, a Zarr folder, an ``xarray`` object, a GeoTIFF,
         or a list, folder or glob of GeoTIFFs (one time step each). A GeoTIFF's
         time comes from ``times``, else from its name by ``time_pattern`` (or the
         grid's declared one), else from its TIME or TIFFTAG_DATETIME tag. The
-        source's steps must all come after the grid's last one. The same files
-        again add nothing (the snapshot that took them is returned).
+        source's steps must all come after the grid's last one, or, with
+        ``only_new``, those that do not are passed over (a file that grew). The
+        same files again add nothing (the snapshot that took them is returned).
         """
         from geoplatform.grids.readers import open_source
         from geoplatform.grids.store import source_hash
@@ -332,7 +334,7 @@ class Cube:
         spec = g.row(name).spec
         src = open_source(source, crs=crs or spec.crs, times=times, time_pattern=time_pattern or spec.time_pattern,
                           variables=variables)
-        return g.append(name, src, source_hash(source))  # type: ignore[no-any-return]
+        return g.append(name, src, source_hash(source), only_new=only_new)  # type: ignore[no-any-return]
 
     def grid(self, name: str, *, as_of: Any = None, layout: Literal["map", "series"] = "map") -> "xr.Dataset":
         """Grid ``name`` at a snapshot (default the newest) as a lazy, dask-backed

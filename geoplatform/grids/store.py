@@ -155,8 +155,10 @@ class GridStore:
         return out
 
     # writing ---------------------------------------------------------------------
-    def append(self, name: str, src: GridSource, source_hash: str | None = None) -> Snapshot:
-        """Append the steps of ``src`` (all later than the grid's last step) as one snapshot."""
+    def append(self, name: str, src: GridSource, source_hash: str | None = None, only_new: bool = False) -> Snapshot:
+        """Append the steps of ``src`` (all later than the grid's last step) as one snapshot.
+        With ``only_new``, the source's steps up to the grid's last one are passed over
+        (a source read again with more steps); nothing new: the newest snapshot."""
         with self._lock(name):
             row, head, steps = self.resolve(name)
             if source_hash is not None:
@@ -172,6 +174,13 @@ class GridStore:
             if len(t) > 1 and not (np.diff(t) > 0).all():
                 raise IngestError(f"the time steps of {src.description} are not in increasing order")
             old = self.times_us(row.id, steps)
+            if only_new and len(old) and t[0] <= old[-1]:
+                first = int(np.searchsorted(t, old[-1], side="right"))
+                if first == len(t):
+                    return self.snapshots(name)[-1]
+                inner, t = src, t[first:]
+                src = GridSource(inner.geometry, inner.variables, t,
+                                 lambda i, j: inner.read(i + first, j + first), inner.description)
             if len(old) and t[0] <= old[-1]:
                 raise IngestError(f"{src.description} starts at {from_us(int(t[0])).isoformat()}, not after the "
                                   f"grid's last step ({from_us(int(old[-1])).isoformat()}): a grid is appended to "

@@ -23,6 +23,7 @@ incidents         incidents.geojsons         :mod:`geoplatform.samples.emergency
 shelters          shelters.csv               :mod:`geoplatform.samples.emergency`
 indoor_levels     indoor/level.geojson       :mod:`geoplatform.samples.indoor`
 indoor_units      indoor/unit.geojson        :mod:`geoplatform.samples.indoor`
+pm25_daily        pm25_daily.nc (NetCDF)     :mod:`geoplatform.samples.grids` (a grid)
 ================  =========================  ======================================
 
 The catalog of these files (CRS, schema, owner, licence...) is
@@ -61,6 +62,7 @@ from .emergency import build_incidents, build_shelters
 from .indoor import build_indoor
 from .pipes import build_water_pipes, build_water_valves
 from .plan import build_parcels, current_parcels
+from .grids import build_pm25_grid
 from .sensing import build_air_quality, build_sensors
 
 #: dataset name -> file name, relative to the output directory
@@ -78,6 +80,7 @@ FILES: dict[str, str] = {
     "shelters": "shelters.csv",
     "indoor_levels": "indoor/level.geojson",
     "indoor_units": "indoor/unit.geojson",
+    "pm25_daily": "pm25_daily.nc",
 }
 
 _ZIP_TIME = (2025, 1, 1, 0, 0, 0)
@@ -198,5 +201,6 @@ def build_sample_city(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
 
     write_geojson(out_dir / FILES["indoor_levels"], _lonlat(_valid(levels)))
     write_geojson(out_dir / FILES["indoor_units"], _lonlat(_valid(units)))
+    build_pm25_grid(air, out_dir / FILES["pm25_daily"])
     return out_dir
 

@@ -240,3 +240,15 @@ def test_integer_variables_keep_their_nodata(cube: gp.Cube) -> None:
     cube.create_grid({"name": "pop2", "crs": "EPSG:4545", "variables": [{"name": "pop", "dtype": "int32"}]})
     with pytest.raises(IngestError, match="without a nodata value"):
         cube.ingest_grid("pop2", ds)
+
+
+def test_only_new_steps_of_a_grown_source(cube: gp.Cube) -> None:
+    cube.create_grid({"name": "air"})
+    cube.ingest_grid("air", air(5))
+    with pytest.raises(IngestError, match="not after"):
+        cube.ingest_grid("air", air(8))
+    s = cube.ingest_grid("air", air(8), only_new=True)  # the same first five days, and three more
+    assert s.summary["steps_added"] == 3
+    np.testing.assert_array_equal(cube.grid("air").pm25.values, air(8).pm25.values)
+    again = cube.ingest_grid("air", air(8), only_new=True)  # nothing new: the newest snapshot
+    assert again.id == s.id and len(cube.grid_snapshots("air")) == 3
