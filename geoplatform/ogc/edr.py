@@ -36,7 +36,6 @@ from geoplatform.cube.times import parse_interval, to_us
 from geoplatform.errors import DatasetNotFound, GeoPlatformError, InvalidParameterValue
 
 if TYPE_CHECKING:
-    import xarray as xr
 
     from geoplatform.cube.cube import Cube
 

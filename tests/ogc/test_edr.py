@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import geopandas as gpd
 import httpx
 import numpy as np
 import pandas as pd
 import pyproj
 import pytest
+import shapely
 import xarray as xr
 
 import geoplatform as gp
@@ -51,10 +53,8 @@ def flood() -> xr.Dataset:
 STATIONS = {"S1": (116.40, 39.90), "S2": (116.30, 40.00), "S3": (116.50, 39.80)}
 
 
-def observations() -> "gpd.GeoDataFrame":
+def observations() -> gpd.GeoDataFrame:
     """Hourly PM2.5 at three stations for a day; S2 misses hour 3."""
-    import geopandas as gpd
-    import shapely
 
     rows = []
     for k, (sid, (lon, lat)) in enumerate(sorted(STATIONS.items())):
@@ -66,10 +66,8 @@ def observations() -> "gpd.GeoDataFrame":
     return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
 
 
-def incidents() -> "gpd.GeoDataFrame":
+def incidents() -> gpd.GeoDataFrame:
     """500 incidents over 3 days in a 5 x 5 km square of EPSG:4545 (seeded)."""
-    import geopandas as gpd
-    import shapely
 
     rng = np.random.default_rng(7)
     n = 500
