@@ -125,10 +125,19 @@ class _Series:
         self.snapshot = resolve_snapshot(cube.backend, layer.series, None)
         self.fields = {f.name: f for f in _variables(cube, layer)}
 
-    def read(self) -> Any:
+    def read(self, location: str | None = None) -> Any:
         kw: dict[str, Any] = {"as_of": self.snapshot}
         if self.params.get("datetime"):
             kw["datetime"] = self.params["datetime"]
+        if location is not None:
+            # one station's observations only, by a filter built as CQL2 JSON (never as text)
+            kind = self.cube.dataset(self.layer.series).field(self.layer.station).type
+            value: Any = location
+            if kind == "integer":
+                if not location.lstrip("-").isdigit():
+                    raise DatasetNotFound(f"collection {self.layer.id!r} has no location {location!r}")
+                value = int(location)
+            kw.update(filter={"op": "=", "args": [{"property": self.layer.station}, value]}, filter_lang="cql2-json")
         ds = self.cube.series(self.layer.series, station=self.layer.station, variables=self.variables,
                               stations=self.layer.stations, station_id=self.layer.station_id,
                               crs=self.crs.id, **kw)
@@ -203,7 +212,7 @@ def query(cube: "Cube", layer: SeriesLayerConfig, kind: str, params: Mapping[str
     else:
         centre = E._geometry(s.params.get("coords", ""), ("POINT", "MULTIPOINT"))
         area = E._buffer(s, centre, E._length(s.params, "within", "within-units"))  # type: ignore[arg-type]
-    ds = s.read()
+    ds = s.read(location)
     if location is not None:
         ids = [str(v) for v in ds.station.values]
         if location not in ids:
