@@ -559,6 +559,26 @@ def start_pygeoapi(name: str, resources: dict, where: Path) -> Any:
     return srv
 
 
+def start_ours(name: str, where: Path, layer_id: str, layer_body: str) -> Any:
+    """``geoplatform serve`` (one worker) on ``STORE``, publishing one layer file: ``id``
+    ``layer_id`` and the rest of ``layer_body``; started and ready."""
+    layers = where / "layers" / "sensing"
+    layers.mkdir(parents=True, exist_ok=True)
+    (layers / f"{layer_id}.yaml").write_text(f"id: {layer_id}\n{layer_body}")
+    port = S.free_port()
+    srv = S.Server(name, [str(HERE.parent / ".venv" / "bin" / "geoplatform"), "serve", "--store", str(STORE),
+                          "--host", S.HOST, "--port", str(port), "--workers", "1", "--layers", str(where / "layers"),
+                          "--catalog", str(HERE.parent / "catalogs" / "sample_city.yaml")], port,
+                   log_path=where / "geoplatform.log")
+    srv.start()
+    try:
+        srv.wait_ready(f"/collections/{layer_id}", timeout=300)
+    except Exception:
+        srv.stop()
+        raise
+    return srv
+
+
 def http_systems(shape: GridShape, collection: str) -> list[HttpSystem]:
     """The systems measured over HTTP on the grid, with the same EDR paths: pygeoapi's
     xarray-edr provider on the NetCDF, and ``geoplatform serve`` on ``STORE`` with the grid
@@ -572,23 +592,7 @@ def http_systems(shape: GridShape, collection: str) -> list[HttpSystem]:
 
     def ours_start(where: Path):
         # the grid published by a grid layer file, as a deployment would; one worker, as pygeoapi
-        layers = where / "layers" / "sensing"
-        layers.mkdir(parents=True, exist_ok=True)
-        (layers / f"{collection}.yaml").write_text(
-            f"id: {collection}\ngrid: {shape.grid_name}\nmax_cells: 50000000\n")
-        port = S.free_port()
-        srv = S.Server(OURS_EDR, [str(HERE.parent / ".venv" / "bin" / "geoplatform"), "serve", "--store", str(STORE),
-                                  "--host", S.HOST, "--port", str(port), "--workers", "1",
-                                  "--layers", str(where / "layers"),
-                                  "--catalog", str(HERE.parent / "catalogs" / "sample_city.yaml")], port,
-                       log_path=where / "geoplatform.log")
-        srv.start()
-        try:
-            srv.wait_ready(f"/collections/{collection}", timeout=300)
-        except Exception:
-            srv.stop()
-            raise
-        return srv
+        return start_ours(OURS_EDR, where, collection, f"grid: {shape.grid_name}\nmax_cells: 50000000\n")
 
     return [
         HttpSystem(PYGEOAPI, pygeoapi_start, lambda form: edr_paths(collection, shape, form)),
@@ -1110,18 +1114,8 @@ def beijing_ours_edr(stations: list[str], refs: dict[int, Any]) -> dict:
     import urllib.parse
 
     where = Path(tempfile.mkdtemp(prefix="bench_grid_bj_edr_"))
-    layers = where / "layers" / "sensing"
-    layers.mkdir(parents=True)
-    (layers / "bj-stations.yaml").write_text(f"id: bj-stations\nseries: {BJ_DATASET}\nstation: station\n")
-    port = S.free_port()
-    srv = S.Server(BJ_OURS_EDR, [str(HERE.parent / ".venv" / "bin" / "geoplatform"), "serve", "--store", str(STORE),
-                                 "--host", S.HOST, "--port", str(port), "--workers", "1",
-                                 "--layers", str(where / "layers"),
-                                 "--catalog", str(HERE.parent / "catalogs" / "sample_city.yaml")], port,
-                   log_path=where / "geoplatform.log")
-    srv.start()
+    srv = start_ours(BJ_OURS_EDR, where, "bj-stations", f"series: {BJ_DATASET}\nstation: station\n")
     try:
-        srv.wait_ready("/collections/bj-stations", timeout=300)
         yr = f"{BJ_YEAR}-01-01T00:00:00Z/{BJ_YEAR}-12-31T23:59:59Z"
         paths = [f"/collections/bj-stations/locations/{urllib.parse.quote(st)}?datetime={yr}"
                  f"&parameter-name={','.join(BJ_VARS)}" for st in stations]

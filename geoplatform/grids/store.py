@@ -319,11 +319,13 @@ class GridStore:
         return arr
 
     def read(self, name: str, layout: str, variable: str, t_index: np.ndarray, rows: Any, cols: Any) -> np.ndarray:
-        """Values of steps ``t_index`` (increasing) at ``rows`` x ``cols`` (ints or
-        slices), read straight from zarr: a request's block without a dask graph."""
+        """Values of steps ``t_index`` (increasing) at ``rows`` x ``cols`` (ints, slices
+        or integer arrays, taken orthogonally), read straight from zarr: a request's
+        block without a dask graph."""
         arr = self.array(name, layout, variable)
         t = np.asarray(t_index)
-        if len(t) and t[-1] - t[0] + 1 == len(t):
+        contiguous = len(t) and t[-1] - t[0] + 1 == len(t)
+        if contiguous and not isinstance(rows, np.ndarray) and not isinstance(cols, np.ndarray):
             return np.asarray(arr[int(t[0]):int(t[-1]) + 1, rows, cols])
         return np.asarray(arr.get_orthogonal_selection((t, rows, cols)))
 

@@ -231,8 +231,8 @@ def coverage(cube: "Cube", layer: GridLayerConfig, params: Mapping[str, str],
     # output cells: nearest source cell of each output cell's centre
     ci = c0 + np.minimum(nx - 1, ((np.arange(out_w) + 0.5) * nx / out_w).astype(np.int64))
     ri = r0 + np.minimum(ny - 1, ((np.arange(out_h) + 0.5) * ny / out_h).astype(np.int64))
-    ds = cube.grid(layer.grid, as_of=sid, layout="map" if out_w * out_h > 4 * len(t_idx) else "series")
-    data = {f: np.asarray(ds[f].isel(time=t_idx, y=ri, x=ci).values) for f in fields}
+    layout = "map" if out_w * out_h > 4 * len(t_idx) else "series"
+    data = {f: g.read(layer.grid, layout, f, t_idx, ri, ci) for f in fields}
     # the output grid: cells of (nx / out_w) x (ny / out_h) source cells from the trimmed corner
     dx, dy = geom.dx * nx / out_w, geom.dy * ny / out_h
     ox0, oy0 = geom.x0 + c0 * geom.dx, geom.y0 + r0 * geom.dy

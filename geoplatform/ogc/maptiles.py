@@ -206,7 +206,8 @@ def tile(svc: MapService, cube: "Cube", layer: GridLayerConfig, tms: TileMatrixS
         raise DatasetNotFound(f"collection {layer.id!r} holds no data yet")
     names = [v.name for v in row.spec.variables or ()]
     var = _variable(layer, names, params.get("parameter-name"))
-    t = _step(g.times_us(row.id, steps), params.get("datetime"))
+    times = g.times_us(row.id, steps)
+    t = _step(times, params.get("datetime"))
     w, h = m.tile_width, m.tile_height
     b = tms.tile_bounds(z, r, c)
     px = b[0] + (np.arange(w) + 0.5) * (b[2] - b[0]) / w
@@ -226,12 +227,12 @@ def tile(svc: MapService, cube: "Cube", layer: GridLayerConfig, tms: TileMatrixS
         r0, r1, c0, c1 = int(ri.min()), int(ri.max()) + 1, int(ci.min()), int(ci.max()) + 1
         # a tile wider than the grid's cells reads every k-th cell only (k the pixel's size in cells)
         k = max(1, int(min((r1 - r0) / h, (c1 - c0) / w)))
-        block = cube.grid(layer.grid, as_of=sid)[var].isel(time=t, y=slice(r0, r1, k), x=slice(c0, c1, k)).values
+        block = g.read(layer.grid, "map", var, np.array([t]), slice(r0, r1, k), slice(c0, c1, k))[0]
         values[inside] = block[(ri - r0) // k, (ci - c0) // k]
     cm, rng = svc.style(cube, layer, var)
     body = png(cm.colours(values.reshape(h, w), rng))
     return 200, {"Content-Type": PNG, "Cache-Control": "no-cache", "Geoplatform-Snapshot": str(sid),
-                 "Geoplatform-Time-Step": str(np.datetime64(int(g.times_us(row.id, steps)[t]), "us")) + "Z"}, body
+                 "Geoplatform-Time-Step": str(np.datetime64(int(times[t]), "us")) + "Z"}, body
 
 
 def _links(tms: TileMatrixSet, href: str, base: str) -> list[dict[str, Any]]:
