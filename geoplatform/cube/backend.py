@@ -42,6 +42,13 @@ class ScanRequest:
     t_max: int = np.iinfo(np.int64).max
     columns: tuple[str, ...] | None = None
     arrow_filter: pc.Expression | None = None
+    #: The columns ``arrow_filter`` reads, where the caller knows them: a backend
+    #: may evaluate the filter on those first and decode the rest only where it matched.
+    filter_columns: tuple[str, ...] | None = None
+    #: ``(column, low, high)``: every match of ``arrow_filter`` has its column value in
+    #: the closed range (``None``: unbounded), so a backend may skip data whose
+    #: statistics lie outside it.
+    ranges: tuple[tuple[str, Any, Any], ...] = ()
     with_geometry: bool = True
     fids: tuple[Any, ...] | None = None
     #: Only the first ``limit`` records in the backend's scan order are wanted (the

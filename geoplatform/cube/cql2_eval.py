@@ -20,6 +20,8 @@ turns unknown into "no match".
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -158,7 +160,8 @@ class _Compiler:
         hint = None
         if out.expr is None:  # what the operands push down still prunes for the whole
             hint = _conjoin([a.expr if a.expr is not None else a.hint, b.expr if b.expr is not None else b.hint])
-        return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox)
+        return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox,
+                    ranges=_intersect_ranges(a.ranges, b.ranges))
 
     def _or(self, a: _Val, b: _Val) -> _Val:
         for x, y in ((a, b), (b, a)):
@@ -176,7 +179,8 @@ class _Compiler:
         hb = b.expr if b.expr is not None else b.hint
         if out.expr is None and ha is not None and hb is not None:
             hint = pc.or_kleene(ha, hb)
-        return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox)
+        return _Val("boolean", out.desc, lit=out.lit, expr=out.expr, arr=out.arr, hint=hint, bbox=bbox,
+                    ranges=_union_ranges(a.ranges, b.ranges))
 
     # ---- comparisons ----------------------------------------------------
 
@@ -186,7 +190,9 @@ class _Compiler:
             assert a.temporal is not None and b.temporal is not None
             domain = self._domain(a.temporal, b.temporal)
             return self._tcmp(self._tterm(a.temporal.start, domain), op, self._tterm(b.temporal.start, domain))
-        return _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
+        out = _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
+        ranges = _comparison_range(op, a, b)
+        return out if ranges is None else dataclasses.replace(out, ranges=ranges)
 
     def _comparable(self, op: str, a: _Val, b: _Val) -> str:
         """Check the operand types of a comparison; return the family they share."""
@@ -325,7 +331,7 @@ class _Compiler:
         if qtype in ("datetime", "date"):
             end = _TEnd("col", column=name, col_type=qtype)
             return _Val(qtype, desc, expr=pc.field(name), temporal=_Temporal(end, end, False, guards=()))
-        return _Val(qtype, desc, expr=pc.field(name))
+        return _Val(qtype, desc, expr=pc.field(name), column=name if qtype in _RANGED else None)
 
     def _valid_time(self) -> _Val:
         if "datetime" in self.time_fields:  # an instant column standing for the feature's time
@@ -507,7 +513,9 @@ class _Compiler:
         return _Val(type_, f"property '{end.column}'", expr=expr)
 
     def _tcmp(self, a: _Val, op: str, b: _Val) -> _Val:
-        return _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
+        out = _apply(_COMPARE[op], [a, b], "boolean", f"{a.desc} {op} {b.desc}")
+        ranges = _comparison_range(op, a, b)
+        return out if ranges is None else dataclasses.replace(out, ranges=ranges)
 
 
 def compile_ast(
@@ -550,6 +558,9 @@ def compile_ast(
     except RecursionError as exc:
         raise FilterError("The filter is nested too deeply") from exc
 
+    ranges: Mapping[str, tuple[Any, Any]] | None = {}
+    for v in compiled:
+        ranges = _intersect_ranges(ranges, v.ranges)
     pushed: list[pc.Expression | None] = []
     residual_parts: list[_Val] = []
     bounds = []
@@ -583,4 +594,60 @@ def compile_ast(
         properties=frozenset(compiler.properties),
         spatial_bbox=min(bounds, key=_bbox_area) if bounds else None,
         uses_geometry=compiler.uses_geometry and residual is not None,
+        ranges=dict(ranges or {}),
     )
+
+
+# --------------------------------------------------------------------------
+# Value ranges (for readers that skip row groups by column statistics)
+# --------------------------------------------------------------------------
+
+#: Queryable types whose values order as Parquet statistics order them.
+_RANGED = ("string", "integer", "number")
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
+
+
+def _comparison_range(op: str, a: _Val, b: _Val) -> dict[str, tuple[Any, Any]] | None:
+    """``column op literal`` (either way round) as the range the column's value lies in."""
+    if b.column is not None and a.is_lit:
+        a, b, op = b, a, _FLIPPED.get(op, op)
+    if a.column is None or not b.is_lit or op not in _FLIPPED:
+        return None
+    lit = b.lit
+    if isinstance(lit, bool) or not isinstance(lit, (str, int, float)) or lit != lit:  # NaN bounds nothing
+        return None
+    if isinstance(lit, str) != (a.type == "string"):
+        return None
+    if op == "=":
+        return {a.column: (lit, lit)}
+    return {a.column: (lit, None) if op in (">", ">=") else (None, lit)}
+
+
+def _intersect_ranges(a: Mapping[str, tuple[Any, Any]] | None,
+                      b: Mapping[str, tuple[Any, Any]] | None) -> dict[str, tuple[Any, Any]] | None:
+    """Both conditions hold: each column lies in both its ranges."""
+    if not a or not b:
+        return dict(a or b or {}) or None
+    out = dict(a)
+    for col, (lo, hi) in b.items():
+        if col in out:
+            lo0, hi0 = out[col]
+            lo = lo0 if lo is None else lo if lo0 is None else max(lo0, lo)
+            hi = hi0 if hi is None else hi if hi0 is None else min(hi0, hi)
+        out[col] = (lo, hi)
+    return out
+
+
+def _union_ranges(a: Mapping[str, tuple[Any, Any]] | None,
+                  b: Mapping[str, tuple[Any, Any]] | None) -> dict[str, tuple[Any, Any]] | None:
+    """Either condition holds: a column is bounded only where both bound it, by the wider range."""
+    if not a or not b:
+        return None
+    out = {}
+    for col in a.keys() & b.keys():
+        (lo0, hi0), (lo1, hi1) = a[col], b[col]
+        lo = None if lo0 is None or lo1 is None else min(lo0, lo1)
+        hi = None if hi0 is None or hi1 is None else max(hi0, hi1)
+        if lo is not None or hi is not None:
+            out[col] = (lo, hi)
+    return out or None

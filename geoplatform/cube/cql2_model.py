@@ -19,8 +19,8 @@ alike, so the three modes share one implementation and one set of semantics.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, ClassVar, Literal
@@ -124,6 +124,10 @@ class CompiledFilter:
     """A box every matching feature's geometry intersects, if one can be derived."""
     uses_geometry: bool = False
     """Whether ``residual`` needs the geometry array."""
+    ranges: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    """For some columns, a closed value range (``None``: unbounded) that every
+    matching row's value lies in: a reader may skip a row group whose column
+    statistics fall outside it."""
 
 
 def evaluate(table: pa.Table, geoms: np.ndarray | None, compiled: CompiledFilter) -> np.ndarray:
@@ -186,6 +190,11 @@ class _Val:
     # conditions only: an arrow expression implied by the condition, and a bbox bound
     hint: pc.Expression | None = None
     bbox: tuple[float, float, float, float] | None = None
+    #: values only: the attribute column this value is, as is (for value ranges)
+    column: str | None = None
+    #: conditions only: for some columns, a closed range (None: unbounded) that holds
+    #: the column's value in every row where the condition is true
+    ranges: Mapping[str, tuple[Any, Any]] | None = None
 
     @property
     def is_lit(self) -> bool:

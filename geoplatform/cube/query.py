@@ -52,6 +52,14 @@ class QueryPlan:
     #: boxes every match must meet (the bbox, the geometry's, the filter's).
     prune_bbox: tuple[float, float, float, float] | None = None
 
+    def _filter_columns(self) -> tuple[str, ...]:
+        """The stored columns the pushed-down filter reads (its spatial pre-filter reads the bbox)."""
+        assert self.compiled is not None
+        cols = set(self.compiled.properties)
+        if self.compiled.uses_geometry or self.compiled.spatial_bbox is not None:
+            cols.add("bbox")
+        return tuple(sorted(cols))
+
     def scan_request(self, *, with_geometry: bool) -> ScanRequest:
         t_min, t_max = interval_us(self.interval)
         columns = None
@@ -64,6 +72,9 @@ class QueryPlan:
         return ScanRequest(
             snapshot=self.snapshot, bbox=self.prune_bbox, t_min=t_min, t_max=t_max, columns=columns,
             arrow_filter=None if self.compiled is None else self.compiled.arrow,
+            filter_columns=None if self.compiled is None else self._filter_columns(),
+            ranges=() if self.compiled is None else tuple((c, lo, hi) for c, (lo, hi)
+                                                          in sorted(self.compiled.ranges.items())),
             with_geometry=with_geometry,
         )
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from geoplatform.crs import resolve_crs
 from geoplatform.errors import InvalidParameterValue
@@ -67,63 +68,120 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
     # only the columns the series needs are read (a station's year is read for a few of its columns)
     t = cube.query(name, output="arrow", **{"properties": [station, *numeric], **params})
     out_crs = resolve_crs(crs or spec.storage_crs)
-    df = pd.DataFrame({"station": t.column(station).to_pandas(), "time": t.column("valid_from").to_pandas()})
-    for v in numeric:
-        df[v] = t.column(v).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if t.column(station).null_count:  # an observation of no station is in no series
+        t = t.filter(pc.is_valid(t.column(station)))
+    keys = t.column(station).to_numpy(zero_copy_only=False) if len(t) else np.empty(0, object)
+    t_us = _times_us(t.column("valid_from"))
+    if freq is not None:
+        try:
+            t_us = pd.to_datetime(t_us, unit="us", utc=True).floor(freq).as_unit("us").asi8
+        except ValueError as exc:
+            raise InvalidParameterValue(f"freq {freq!r}: {exc}") from None
     # the stations: from the stations dataset, else each station's first observed position
     if stations is not None:
         st = cube.query(stations, output="arrow", crs=out_crs.id, as_of=params.get("as_of"))
         key = station_id or "fid"
         if key not in st.column_names:
             raise InvalidParameterValue(f"dataset {stations!r} has no attribute {key!r}")
-        ids = st.column(key).to_pandas().astype(df["station"].dtype if len(df) else object)
+        ids = st.column(key).to_pandas()
+        if len(keys):
+            ids = ids.astype(pd.Series(keys[:1]).dtype)
         pts = shapely.from_wkb(st.column("geometry").to_numpy(zero_copy_only=False))
         pos = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts)}, index=ids)
         pos = pos[~pos.index.duplicated()]
-        unknown = sorted(set(df["station"]) - set(pos.index))
+        unknown = sorted(set(pd.unique(keys)) - set(pos.index))
         if unknown:
             raise InvalidParameterValue(f"observations name stations {unknown[:5]} that {stations!r} does not hold")
         pos = pos.sort_index()
+        s_idx = pd.Index(pos.index)
+        i = s_idx.get_indexer(keys)
     else:
+        codes, uniq = pd.factorize(keys, sort=True)
+        s_idx = pd.Index(uniq)
+        i = codes
         # a station's first observed position: only those points are decoded
-        order = df.sort_values("time", kind="stable")
-        firsts = order.index[~order["station"].duplicated()].to_numpy()
+        order = np.lexsort((t_us, i))
+        firsts = order[np.r_[True, i[order][1:] != i[order][:-1]]] if len(order) else order
         pts = shapely.from_wkb(t.column("geometry").take(pa.array(firsts)).to_numpy(zero_copy_only=False))
         if out_crs != resolve_crs(spec.storage_crs) and len(pts):
             from geoplatform.crs import transform_geometries
 
             pts = transform_geometries(pts, spec.storage_crs, out_crs)
-        pos = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts)},
-                           index=df["station"].to_numpy()[firsts]).sort_index()
-    if freq is not None:
-        try:
-            df["time"] = df["time"].dt.floor(freq)
-        except ValueError as exc:
-            raise InvalidParameterValue(f"freq {freq!r}: {exc}") from None
-    # (pandas' own unique and sort: numpy would make Python objects of tz-aware times first)
-    times = pd.DatetimeIndex(df["time"].unique()).sort_values()
+        pos = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts)}, index=s_idx)
+    times, j = np.unique(t_us, return_inverse=True)
     if len(pos) * len(times) > MAX_CELLS:
         raise InvalidParameterValue(f"{len(pos):,} stations x {len(times):,} steps is more than {MAX_CELLS:,} "
                                     "cells: narrow datetime or give a coarser freq")
-    grouped = df.groupby(["station", "time"], sort=False)[numeric]
-    cells = getattr(grouped, agg)() if numeric else None
-    s_idx = pd.Index(pos.index)
-    t_idx = times
+    values = {v: t.column(v).cast(pa.float64()).to_numpy(zero_copy_only=False) for v in numeric}
+    cells = _cells(i, j, len(s_idx), len(times), values, agg)
     data: dict[str, Any] = {}
-    if cells is not None and len(cells):
-        i = s_idx.get_indexer(cells.index.get_level_values(0))
-        j = t_idx.get_indexer(cells.index.get_level_values(1))
     for v in numeric:
-        arr = np.full((len(s_idx), len(t_idx)), np.nan)
-        if cells is not None and len(cells):
-            arr[i, j] = cells[v].to_numpy(float)
+        arr = cells[v]
         f = spec.field(v) if v in fields else None
         attrs = {k: val for k, val in (("units", f and f.unit), ("long_name", f and f.description)) if val}
         data[v] = (("station", "time"), arr, attrs)
-    time_values = t_idx.tz_convert(None).values if t_idx.tz is not None else t_idx.values
-    coords = {"station": ("station", s_idx.to_numpy()), "time": ("time", time_values),
+    coords = {"station": ("station", s_idx.to_numpy()), "time": ("time", times.astype("datetime64[us]")),
               "x": ("station", pos["x"].to_numpy(float)), "y": ("station", pos["y"].to_numpy(float))}
     attrs = {"crs": out_crs.id, "geoplatform:dataset": name, "featureType": "timeSeries", "Conventions": "CF-1.8"}
     if freq:
         attrs.update({"geoplatform:freq": freq, "geoplatform:agg": agg})
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _times_us(col: pa.ChunkedArray) -> np.ndarray:
+    """Valid times as int64 microseconds since 1970 (UTC)."""
+    if col.null_count:
+        raise InvalidParameterValue("some observations have no valid time: a series needs one for each")
+    if not pa.types.is_timestamp(col.type):
+        raise InvalidParameterValue(f"valid times of type {col.type} are not timestamps")
+    return pc.cast(col, pa.timestamp("us", col.type.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _cells(i: np.ndarray, j: np.ndarray, n_st: int, n_t: int, values: dict[str, np.ndarray],
+           agg: str) -> dict[str, np.ndarray]:
+    """Each variable on the (station, time) cells, observations in a cell combined
+    with ``agg`` (NaN ignored as pandas' groupby does; an empty cell is NaN)."""
+    key = i.astype(np.int64) * n_t + j
+    n = len(key)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]]) if n else np.empty(0, np.int64)
+    cell = sk[starts]
+    out: dict[str, np.ndarray] = {}
+    for v, x in values.items():
+        grid = np.full(n_st * n_t, np.nan)
+        if n:
+            xs = x[order]
+            if len(starts) == n:  # one observation per cell (the usual case)
+                got = xs if agg not in ("sum", "count") else (
+                    np.where(np.isnan(xs), 0.0, xs) if agg == "sum" else (~np.isnan(xs)).astype(float))
+            else:
+                got = _reduce(xs, starts, agg)
+            grid[cell] = got
+        out[v] = grid.reshape(n_st, n_t)
+    return out
+
+
+def _reduce(xs: np.ndarray, starts: np.ndarray, agg: str) -> np.ndarray:
+    """``agg`` of each run ``xs[starts[k]:starts[k+1]]``, NaN skipped (all NaN: NaN; sum 0; count 0)."""
+    ok = ~np.isnan(xs)
+    count = np.add.reduceat(ok.astype(np.int64), starts)
+    if agg == "count":
+        return count.astype(float)
+    if agg in ("sum", "mean"):
+        total = np.add.reduceat(np.where(ok, xs, 0.0), starts)
+        if agg == "sum":
+            return total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    if agg in ("min", "max"):
+        fill = np.inf if agg == "min" else -np.inf
+        red = (np.minimum if agg == "min" else np.maximum).reduceat(np.where(ok, xs, fill), starts)
+        return np.where(count > 0, red, np.nan)
+    # first / last non-NaN observation of each cell, in observation order
+    idx = np.arange(len(xs))
+    if agg == "first":
+        pick = np.minimum.reduceat(np.where(ok, idx, len(xs)), starts)
+    else:
+        pick = np.maximum.reduceat(np.where(ok, idx, -1), starts)
+    return np.where(count > 0, xs[np.clip(pick, 0, len(xs) - 1)], np.nan)

@@ -51,9 +51,9 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -115,11 +115,25 @@ class _Manifest:
     retired_file: np.ndarray
     retired_row: np.ndarray
     retired_snapshot: np.ndarray
+    #: per column: the row groups' min and max values (object arrays, None where unknown)
+    col_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def without_retirements(self) -> "_Manifest":
         """The same files with every row visible: for history, ended rows included."""
         none = np.empty(0, np.int64)
         return _Manifest(**{**self.__dict__, "retired_file": none, "retired_row": none, "retired_snapshot": none})
+
+
+@dataclass
+class _FirstPhase:
+    """What the first phase of a selective read of one file found."""
+
+    pick: np.ndarray  # the manifest's row groups read, all of this file
+    table: pa.Table  # the columns filtered on, physical
+    mask: np.ndarray  # rows that meet the filters so far
+    record_from: pa.ChunkedArray | None  # a compacted file's per-row record starts
+    rest: list[str]  # the physical columns left for the second phase
+    filter_table: pa.Table | None  # the attribute filter's columns, logical
 
 
 def _sort_order(part: np.ndarray, keys: np.ndarray, vf: np.ndarray) -> np.ndarray:
@@ -149,9 +163,19 @@ _THREADED_GROUPS = 8
 _CACHED_READ_GROUPS = 64
 
 
-def _prune(m: _Manifest, request: ScanRequest) -> np.ndarray:
-    """The row groups of ``m`` that may hold a match of ``request`` (by snapshot, bbox and time)."""
+def _prune(m: _Manifest, request: ScanRequest,
+           stats: Callable[[_Manifest, str], tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """The row groups of ``m`` that may hold a match of ``request`` (by snapshot,
+    bbox and time, and by the attribute ranges given ``stats``: a column's
+    per-row-group min and max, ``None`` where unknown)."""
     mask = m.rg_snapshot <= request.snapshot
+    if stats is not None:
+        for col, lo, hi in request.ranges:
+            mins, maxs = stats(m, col)
+            if lo is not None:
+                mask &= np.fromiter((v is None or v >= lo for v in maxs), bool, len(maxs))
+            if hi is not None:
+                mask &= np.fromiter((v is None or v <= hi for v in mins), bool, len(mins))
     if request.bbox is not None:
         x0, y0, x1, y1 = request.bbox
         b = m.rg_bounds
@@ -159,6 +183,12 @@ def _prune(m: _Manifest, request: ScanRequest) -> np.ndarray:
     if request.t_min != MIN_US or request.t_max != MAX_US:
         mask &= (m.rg_t[:, 1] >= request.t_min) & (m.rg_t[:, 0] <= request.t_max)
     return np.flatnonzero(mask)
+
+
+def _filters_first(request: ScanRequest, columns: list[str]) -> bool:
+    """Whether the attribute filter can be evaluated on its own columns before the others are read."""
+    return (request.arrow_filter is not None and bool(request.filter_columns)
+            and set(request.filter_columns) <= set(columns))
 
 
 def _positions(m: _Manifest, pick: np.ndarray) -> np.ndarray:
@@ -423,10 +453,12 @@ class GeoParquetBackend(StorageBackend):
         rgs = self.settings.space_row_group_size if space else self.settings.row_group_size
         codec = self.settings.space_compression if space else "zstd"
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+        # min/max of the attributes too: a filter on one skips the row groups outside its range
+        ranged = [f.name for f in ds.spec.fields if f.type in ("string", "integer", "number")]
         with pq.ParquetWriter(tmp, table.schema, compression=codec,
                               compression_level=self.settings.compression_level if codec == "zstd" else None,
                               use_dictionary=strings,
-                              write_statistics=["fid", "version", "valid_from", "valid_to"],
+                              write_statistics=["fid", "version", "valid_from", "valid_to", *ranged],
                               store_schema=False) as out:
             out.write_table(table, row_group_size=rgs)
             out.add_key_value_metadata({b"geo": geo_meta})
@@ -608,6 +640,32 @@ class GeoParquetBackend(StorageBackend):
             return None
         return sm
 
+    def _column_stats(self, m: _Manifest, col: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each row group's min and max of ``col`` from the Parquet footers
+        (``None`` where a file keeps no statistics of it, or all its values are null)."""
+        got = m.col_stats.get(col)
+        if got is not None:
+            return got
+        per_file: dict[int, tuple[list[Any], list[Any]]] = {}
+        mins = np.empty(len(m.rg_file), object)
+        maxs = np.empty(len(m.rg_file), object)
+        for k, (f, i) in enumerate(zip(m.rg_file.tolist(), m.rg_index.tolist())):
+            if f not in per_file:
+                md = self._file_metadata(m.file_paths[f])
+                lo: list[Any] = []
+                hi: list[Any] = []
+                names = [md.schema.column(j).path for j in range(md.num_columns)]
+                j = names.index(col) if col in names else -1
+                for g in range(md.num_row_groups):
+                    st = md.row_group(g).column(j).statistics if j >= 0 else None
+                    ok = st is not None and st.has_min_max
+                    lo.append(st.min if ok else None)
+                    hi.append(st.max if ok else None)
+                per_file[f] = (lo, hi)
+            mins[k], maxs[k] = per_file[f][0][i], per_file[f][1][i]
+        m.col_stats[col] = (mins, maxs)
+        return mins, maxs
+
     def _file_metadata(self, rel: str) -> pq.FileMetaData:
         md = self._metadata.get(rel)
         if md is None:
@@ -630,33 +688,31 @@ class GeoParquetBackend(StorageBackend):
         return RECORD_FROM in self._file_metadata(rel).schema.names
 
     def _read(self, spec: DatasetSpec, m: _Manifest, sel: np.ndarray, columns: list[str], request: ScanRequest,
-              with_positions: bool) -> list[tuple[int, pa.Table]]:
-        """Read the selected row groups, file by file, adding ``_loc`` where needed.
+              with_positions: bool) -> tuple[list[tuple[int, pa.Table]], bool]:
+        """Read the selected row groups, file by file, adding ``_loc`` where needed;
+        also whether the attribute filter was applied (then the rows returned are
+        exactly the matches).
 
-        With a bbox or time filter the read has two phases: the bbox and time
-        columns of every selected row group first, then the other columns of
-        only the row groups that hold a match. Decoding dominates a small
-        query, and a row group whose bbox meets the query box often holds no
-        row that does.
+        With a bbox, time or attribute filter the read has two phases: the
+        columns filtered on, of every selected row group, first; then the other
+        columns of only the row groups that hold a match. Decoding dominates a
+        small query, and a row group whose bbox meets the query box often holds
+        no row that does. The attribute filter is evaluated once over the first
+        phase of every file (its fixed cost is per call, not per row).
         """
         files = m.rg_file[sel]
+        by_filter = _filters_first(request, columns)
         selective = (request.bbox is not None or request.t_min != MIN_US or request.t_max != MAX_US
-                     or request.fids is not None)
+                     or request.fids is not None or by_filter)
+        ids = [int(f) for f in np.unique(files)]
 
-        def one(fid: int) -> tuple[int, pa.Table]:
-            pick = sel[files == fid]
-            rel = m.file_paths[fid]
-            pf = _LazyFile(self.root / rel, self._file_metadata(rel))
-            retired_here = m.retired_file == fid
-            need_pos = with_positions or bool(retired_here.any())
-            per_row = self._per_row_record_from(rel)
-            if selective or per_row:
-                t, pos = self._read_two_phase(spec, pf, rel, m, pick, columns, request, need_pos, per_row)
-            else:
-                t = self._read_groups(pf, rel, m, pick, records.physical_columns(spec, columns))
-                t = records.logical_table(spec, t, columns)
-                pos = _positions(m, pick) if need_pos else None
+        def each(these: list[int], fn: Callable[[int], Any]) -> list[Any]:
+            # files decode side by side (pyarrow releases the GIL); order is kept
+            return [fn(f) for f in these] if len(these) <= 1 else list(self._pool.map(fn, these))
+
+        def locate(fid: int, t: pa.Table, pos: np.ndarray | None) -> tuple[int, pa.Table]:
             if pos is not None:
+                retired_here = m.retired_file == fid
                 loc = (np.int64(fid) << 32) | pos
                 if retired_here.any():
                     gone = m.retired_row[retired_here & (m.retired_snapshot <= request.snapshot)]
@@ -667,21 +723,54 @@ class GeoParquetBackend(StorageBackend):
                 t = t.append_column("_loc", pa.array(loc, pa.int64()))
             return int(m.file_snapshot[fid]), t
 
-        ids = [int(f) for f in np.unique(files)]
-        if len(ids) == 1:
-            parts = [one(ids[0])]
-        else:
-            # Files decode side by side (pyarrow releases the GIL); order is kept.
-            parts = list(self._pool.map(one, ids))
-        return [(s, t) for s, t in parts if len(t)]
+        def need_pos(fid: int) -> bool:
+            return with_positions or bool((m.retired_file == fid).any())
 
-    def _read_two_phase(self, spec: DatasetSpec, pf: _LazyFile, rel: str, m: _Manifest, pick: np.ndarray,
-                        columns: list[str], request: ScanRequest, need_pos: bool,
-                        per_row: bool = False) -> tuple[pa.Table, np.ndarray | None]:
-        """The bbox, time (and fid) columns of the row groups ``pick``, then the
-        other columns of the row groups with a match. A compacted file's
-        ``_record_from`` is read in the first phase: a row recorded after the
-        snapshot asked for is not there yet; it comes out as ``record_from``."""
+        def lazy(fid: int) -> tuple[str, _LazyFile]:
+            rel = m.file_paths[fid]
+            return rel, _LazyFile(self.root / rel, self._file_metadata(rel))
+
+        def whole(fid: int) -> tuple[int, pa.Table]:
+            rel, pf = lazy(fid)
+            pick = sel[files == fid]
+            t = self._read_groups(pf, rel, m, pick, records.physical_columns(spec, columns))
+            return locate(fid, records.logical_table(spec, t, columns), _positions(m, pick) if need_pos(fid) else None)
+
+        # a compacted file is read in two phases even unfiltered: its rows' record starts come first
+        two = ids if selective else [f for f in ids if self._per_row_record_from(m.file_paths[f])]
+        firsts = dict(zip(two, each(two, lambda fid: self._phase_one(spec, *lazy(fid), m, sel[files == fid],
+                                                                     columns, request, by_filter))))
+        applied = False
+        if by_filter:
+            keyed = [f for f in firsts.values() if f.mask.any()]
+            try:
+                mask = records.filter_mask(pa.concat_tables([f.filter_table for f in keyed]),
+                                           request.arrow_filter) if keyed else np.zeros(0, bool)
+                applied = True
+            except (KeyError, pa.ArrowException):
+                pass  # a column the filter reads is derived from one not read yet: the scan filters later
+            if applied:
+                at = 0
+                for f in keyed:
+                    n = len(f.mask)
+                    f.mask &= mask[at:at + n]
+                    at += n
+
+        def second(fid: int) -> tuple[int, pa.Table]:
+            if fid not in firsts:
+                return whole(fid)
+            return locate(fid, *self._phase_two(spec, *lazy(fid), m, columns, firsts[fid], need_pos(fid)))
+
+        parts = each(ids, second)
+        return [(s, t) for s, t in parts if len(t)], applied
+
+    def _phase_one(self, spec: DatasetSpec, rel: str, pf: _LazyFile, m: _Manifest, pick: np.ndarray,
+                   columns: list[str], request: ScanRequest, by_filter: bool) -> "_FirstPhase":
+        """The bbox, time, fid (and attribute filter) columns of the row groups
+        ``pick``, and which rows meet the bbox, time and fid tests. A compacted
+        file's ``_record_from`` is read too: a row recorded after the snapshot
+        asked for is not there yet; it comes out as ``record_from``."""
+        per_row = self._per_row_record_from(rel)
         phys = records.physical_columns(spec, columns)
         # the first phase decodes what this request filters on, no more
         wanted = {"bbox"} if request.bbox is not None else set()
@@ -689,8 +778,9 @@ class GeoParquetBackend(StorageBackend):
             wanted |= {"valid_from", "valid_to"}
         if request.fids is not None:
             wanted.add("fid")
+        if by_filter:
+            wanted |= set(request.filter_columns or ())
         keys = [c for c in phys if c.split(".")[0] in wanted]
-        rest = [c for c in phys if c not in keys]
         t1 = self._read_groups(pf, rel, m, pick, keys + [RECORD_FROM] * per_row)
         mask = records.row_mask(t1, request)
         rec = None
@@ -698,6 +788,15 @@ class GeoParquetBackend(StorageBackend):
             rec = t1.column(RECORD_FROM)
             t1 = t1.drop_columns([RECORD_FROM])
             mask &= rec.to_numpy() <= request.snapshot
+        filter_table = None
+        if by_filter:
+            filter_table = records.logical_table(spec, t1, [c for c in columns if c in wanted])
+        return _FirstPhase(pick, t1, mask, rec, [c for c in phys if c not in keys], filter_table)
+
+    def _phase_two(self, spec: DatasetSpec, rel: str, pf: _LazyFile, m: _Manifest, columns: list[str],
+                   first: "_FirstPhase", need_pos: bool) -> tuple[pa.Table, np.ndarray | None]:
+        """The other columns of the row groups with a match, joined to the first phase's."""
+        pick, mask, t1 = first.pick, first.mask, first.table
         sizes = m.rg_rows[pick]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         hit = np.add.reduceat(mask, starts) > 0 if len(mask) else np.zeros(0, bool)
@@ -708,8 +807,8 @@ class GeoParquetBackend(StorageBackend):
         keep = mask[rows]
         taken = pa.array(rows[keep])
         t1 = t1.take(taken)
-        if rest:
-            t2 = self._read_groups(pf, rel, m, pick[hit], rest)
+        if first.rest:
+            t2 = self._read_groups(pf, rel, m, pick[hit], first.rest)
             t2 = t2.filter(pa.array(keep))
             if not t1.num_columns:  # nothing but the record start was filtered on
                 t1 = t2
@@ -718,8 +817,8 @@ class GeoParquetBackend(StorageBackend):
                     t1 = t1.append_column(name, t2.column(name))
         pos = _positions(m, pick)[rows[keep]] if need_pos else None
         out = records.logical_table(spec, t1, columns)
-        if rec is not None:
-            out = out.append_column("record_from", rec.take(taken))
+        if first.record_from is not None:
+            out = out.append_column("record_from", first.record_from.take(taken))
         return out, pos
 
     def scan(self, name: str, request: ScanRequest) -> pa.Table:
@@ -729,7 +828,7 @@ class GeoParquetBackend(StorageBackend):
         if sm is None:
             return self._scan(ds, m, request, with_positions=False)
         # Read the copy whose pruning leaves fewer rows (ties: the time partitions).
-        sel, space_sel = _prune(m, request), _prune(sm, request)
+        sel, space_sel = _prune(m, request, self._column_stats), _prune(sm, request, self._column_stats)
         rows = int(m.rg_rows[sel].sum())
         if int(sm.rg_rows[space_sel].sum()) < rows:
             m, sel, rows = sm, space_sel, int(sm.rg_rows[space_sel].sum())
@@ -746,7 +845,7 @@ class GeoParquetBackend(StorageBackend):
     def _scan(self, ds: DatasetRow, m: _Manifest, request: ScanRequest, with_positions: bool,
               sel: np.ndarray | None = None) -> pa.Table:
         if sel is None:
-            sel = _prune(m, request)
+            sel = _prune(m, request, self._column_stats)
         columns = records.scan_columns(ds.spec, request.columns, request.with_geometry)
         schema = records.storage_schema(ds.spec, columns)
         if not len(sel):
@@ -755,9 +854,11 @@ class GeoParquetBackend(StorageBackend):
                       and request.fids is None and request.arrow_filter is None)
         if request.limit is not None and unfiltered:
             return self._scan_prefix(ds, m, sel, columns, schema, request, with_positions)
-        parts = self._read(ds.spec, m, sel, columns, request, with_positions)
-        return records.finish_scan([(s, records.exact_filter(t, request)) for s, t in parts], schema,
-                                   with_positions)
+        parts, applied = self._read(ds.spec, m, sel, columns, request, with_positions)
+        out = records.finish_scan(parts, schema, with_positions)
+        # the filter once over every file's rows (each call has a fixed cost); the
+        # first phase tested the fid list and may have applied the filter exactly
+        return out if applied else records.exact_filter(out, request)
 
     def _scan_prefix(self, ds: DatasetRow, m: _Manifest, sel: np.ndarray, columns: list[str], schema: pa.Schema,
                      request: ScanRequest, with_positions: bool) -> pa.Table:
@@ -770,7 +871,7 @@ class GeoParquetBackend(StorageBackend):
         k = int(np.searchsorted(total, max(request.limit, 1))) + 1
         while True:
             k = min(k, len(order))
-            parts = self._read(ds.spec, m, np.sort(order[:k]), columns, request, with_positions)
+            parts, _ = self._read(ds.spec, m, np.sort(order[:k]), columns, request, with_positions)
             got = sum(len(t) for _, t in parts)
             if got >= request.limit or k == len(order):
                 return records.finish_scan(parts, schema, with_positions)

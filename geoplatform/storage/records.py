@@ -155,6 +155,14 @@ def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
     return mask
 
 
+def filter_mask(table: pa.Table, expr: pc.Expression) -> np.ndarray:
+    """Which rows of ``table`` meet ``expr`` (null counts as no match)."""
+    rows = table.append_column("_row", pa.array(np.arange(len(table), dtype=np.int64))).filter(expr)
+    mask = np.zeros(len(table), bool)
+    mask[rows.column("_row").to_numpy()] = True
+    return mask
+
+
 def exact_filter(table: pa.Table, request: ScanRequest) -> pa.Table:
     """The attribute filter and the fid list; the bbox and time test is
     applied by the read itself (:func:`row_mask`, in the selective read)."""

@@ -177,6 +177,12 @@ def run(filter_: str | dict[str, Any], *, bbox_columns: bool = False, table: pa.
     compiled = compile_filter(parse_filter(filter_), QUERYABLES, time_fields=TIME_FIELDS, bbox_columns=bbox_columns)
     mask = evaluate(table, geoms, compiled)
     assert mask.dtype == bool and mask.shape == (table.num_rows,)
+    # the value ranges a reader prunes row groups with hold every match (else it would lose rows)
+    for col, (lo, hi) in compiled.ranges.items():
+        values = table.column(col).to_pylist()
+        for i in np.flatnonzero(mask):
+            v = values[i]
+            assert v is not None and (lo is None or v >= lo) and (hi is None or v <= hi), (filter_, col, v, lo, hi)
     return [int(i) for i in np.flatnonzero(mask)]
 
 
@@ -237,6 +243,31 @@ def op(name: str, *args: Any) -> dict[str, Any]:
 ])
 def test_basic_cql2(text: str, js: Any, pred: Callable[[SimpleNamespace], bool | None]) -> None:
     check(text, js, pred)
+
+
+@pytest.mark.parametrize(("text", "ranges"), [
+    ("name = 'mike'", {"name": ("mike", "mike")}),
+    ("'mike' = name", {"name": ("mike", "mike")}),
+    ("floors > 5", {"floors": (5, None)}),
+    ("5 > floors", {"floors": (None, 5)}),
+    ("floors >= 2 AND floors < 7.5 AND taxes <= 100", {"floors": (2, 7.5), "taxes": (None, 100)}),
+    ("floors BETWEEN 2 AND 6", {"floors": (2, 6)}),
+    ("name IN ('b', 'a', 'c')", {"name": ("a", "c")}),
+    ("floors = 3 OR floors = 9", {"floors": (3, 9)}),
+    ("floors = 3 OR taxes = 9", {}),  # either may hold: neither column is bounded
+    ("floors > 3 OR floors < 1", {"floors": (None, None)}),
+    ("NOT floors = 3", {}),
+    ("floors NOT BETWEEN 2 AND 6", {}),
+    ("floors <> 3", {}),
+    ("name LIKE 'a%'", {}),
+    ("floors = taxes", {}),
+    ("name = 'a' AND (floors = 1 OR name = 'b')", {"name": ("a", "a")}),
+    ("swimming_pool = true", {}),  # booleans are not ranged
+])
+def test_value_ranges_for_row_group_pruning(text: str, ranges: dict[str, tuple[Any, Any]]) -> None:
+    compiled = compile_filter(parse_filter(text), QUERYABLES, time_fields=TIME_FIELDS)
+    assert {k: v for k, v in compiled.ranges.items() if v != (None, None)} == \
+        {k: v for k, v in ranges.items() if v != (None, None)}
 
 
 def test_null_comparisons_are_unknown_and_not_of_unknown_is_unknown() -> None:

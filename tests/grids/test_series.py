@@ -83,3 +83,32 @@ def test_bad_requests(air: gp.Cube) -> None:
         air.series("air", station="station", agg="median")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterValue, match="freq"):
         air.series("air", station="station", freq="fortnightly")
+
+
+@pytest.mark.parametrize("agg", ["mean", "sum", "min", "max", "count", "first", "last"])
+def test_combined_observations_agree_with_pandas(tmp_path, agg: str) -> None:
+    """Several observations in a cell (a 2-hour step over readings every 20 minutes, some
+    missing a value) are combined as pandas' groupby combines them: NaN skipped."""
+    rng = np.random.default_rng(11)
+    n = 600
+    t0 = pd.Timestamp("2025-03-01T00:00:00Z")
+    when = t0 + pd.to_timedelta(rng.integers(0, 72, n) * 20, unit="min")
+    sid = rng.choice(["A", "B", "C", "D"], n)
+    val = rng.normal(50, 10, n).round(3)
+    val[rng.random(n) < 0.2] = np.nan
+    val[(sid == "D") & (when < t0 + pd.Timedelta(hours=4))] = np.nan  # cells with no value at all
+    obs = gpd.GeoDataFrame({"obs_id": [f"o{i}" for i in range(n)], "station": sid, "observed_at": when, "pm25": val},
+                           geometry=[shapely.Point(116 + ord(s) / 100, 40) for s in sid], crs="EPSG:4326")
+    c = gp.open_cube(tmp_path / "store")
+    c.create_dataset(gp.DatasetSpec(name="air", fid="obs_id", geometry_type="Point", valid_from="observed_at",
+                                    instant=True, storage_crs="EPSG:4326"))
+    c.ingest("air", obs)
+    got = c.series("air", station="station", freq="2h", agg=agg)  # type: ignore[arg-type]
+    # pandas on the rows in the order the store returns them ("first" and "last" depend on it)
+    rows = c.query("air", output="arrow", properties=["station", "pm25"]).to_pandas()
+    rows["time"] = rows["valid_from"].dt.floor("2h")
+    want = getattr(rows.groupby(["station", "time"])["pm25"], agg)().unstack()
+    want.columns = want.columns.tz_convert(None)
+    np.testing.assert_array_equal(got.station.values, want.index.to_numpy())
+    np.testing.assert_array_equal(got.time.values, want.columns.to_numpy().astype("datetime64[us]"))
+    np.testing.assert_allclose(got.pm25.values, want.to_numpy(float), rtol=1e-12, equal_nan=True)
