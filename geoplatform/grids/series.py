@@ -70,7 +70,6 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
     out_crs = resolve_crs(crs or spec.storage_crs)
     if t.column(station).null_count:  # an observation of no station is in no series
         t = t.filter(pc.is_valid(t.column(station)))
-    keys = t.column(station).to_numpy(zero_copy_only=False) if len(t) else np.empty(0, object)
     t_us = _times_us(t.column("valid_from"))
     if freq is not None:
         try:
@@ -79,6 +78,7 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
             raise InvalidParameterValue(f"freq {freq!r}: {exc}") from None
     # the stations: from the stations dataset, else each station's first observed position
     if stations is not None:
+        keys = t.column(station).to_numpy(zero_copy_only=False) if len(t) else np.empty(0, object)
         st = cube.query(stations, output="arrow", crs=out_crs.id, as_of=params.get("as_of"))
         key = station_id or "fid"
         if key not in st.column_names:
@@ -96,9 +96,8 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
         s_idx = pd.Index(pos.index)
         i = s_idx.get_indexer(keys)
     else:
-        codes, uniq = pd.factorize(keys, sort=True)
+        i, uniq = _codes(t.column(station))
         s_idx = pd.Index(uniq)
-        i = codes
         # a station's first observed position: only those points are decoded
         order = np.lexsort((t_us, i))
         firsts = order[np.r_[True, i[order][1:] != i[order][:-1]]] if len(order) else order
@@ -126,6 +125,19 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
     if freq:
         attrs.update({"geoplatform:freq": freq, "geoplatform:agg": agg})
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _codes(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's station as a number, and the stations in sorted order (Arrow's
+    hashing and sort: no Python object per row)."""
+    if not len(col):
+        return np.empty(0, np.int64), np.empty(0, object)
+    enc = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    order = pc.array_sort_indices(enc.dictionary).to_numpy()
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    uniq = enc.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
+    return rank[enc.indices.to_numpy(zero_copy_only=False)], uniq
 
 
 def _times_us(col: pa.ChunkedArray) -> np.ndarray:

@@ -161,6 +161,47 @@ def _iso(us: int) -> str:
     return np.datetime64(us, "us").astype("datetime64[s]").astype(str) + "Z"
 
 
+def iso_times_json(us: np.ndarray) -> orjson.Fragment:
+    """Times (int64 microseconds, UTC) as the JSON array of their RFC 3339 texts to
+    the second, as :func:`_iso` writes one, built in numpy: a year of hourly steps
+    is 8,784 strings, and formatting them one by one costs milliseconds."""
+    s = np.floor_divide(np.asarray(us, np.int64), 1_000_000)
+    days, secs = np.divmod(s, 86_400)
+    # civil date from a day count (H. Hinnant's algorithm), vectorised
+    z = days + 719_468
+    era = np.floor_divide(z, 146_097)
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    if len(s) and (year.min() < 0 or year.max() > 9999):
+        return orjson.Fragment(orjson.dumps([_iso(int(v)) for v in us]))
+    out = np.empty((len(s), 23), np.uint8)  # "YYYY-MM-DDTHH:MM:SSZ",
+    zero = ord("0")
+
+    def put(col: int, value: np.ndarray, width: int) -> None:
+        for k in range(width):
+            out[:, col + width - 1 - k] = zero + (value // 10 ** k) % 10
+
+    out[:, 0] = out[:, 21] = ord('"')
+    put(1, year, 4)
+    out[:, 5] = out[:, 8] = ord("-")
+    put(6, month, 2)
+    put(9, day, 2)
+    out[:, 11] = ord("T")
+    put(12, secs // 3600, 2)
+    out[:, 14] = out[:, 17] = ord(":")
+    put(15, secs // 60 % 60, 2)
+    put(18, secs % 60, 2)
+    out[:, 20] = ord("Z")
+    out[:, 22] = ord(",")
+    body = out.tobytes()[:-1] if len(s) else b""
+    return orjson.Fragment(b"[" + body + b"]")
+
+
 # parameters ----------------------------------------------------------------------
 
 def _float(name: str, value: str) -> float:
@@ -477,6 +518,10 @@ def _times(r: _Request) -> list[str]:
     return [_iso(int(v)) for v in r.times[r.t_index]]
 
 
+def _times_json(r: _Request) -> orjson.Fragment:
+    return iso_times_json(np.asarray(r.times[r.t_index], np.int64))
+
+
 def _parameters(r: _Request) -> dict[str, Any]:
     return {v: _parameter(r.spec.variable(v)) for v in r.variables}
 
@@ -498,11 +543,12 @@ def _headers(media: str, r: _Request, crs: Any) -> dict[str, str]:
 
 def _point_series_output(r: _Request, out: list[tuple[tuple[float, float], dict[str, np.ndarray]]]
                          ) -> tuple[int, dict[str, str], bytes]:
-    times = _times(r)
     if r.format == "CoverageJSON":
+        times_json = _times_json(r)
         covs = [{"type": "Coverage",
                  "domain": {"type": "Domain", "domainType": "PointSeries",
-                            "axes": {"x": {"values": [xy[0]]}, "y": {"values": [xy[1]]}, "t": {"values": times}}},
+                            "axes": {"x": {"values": [xy[0]]}, "y": {"values": [xy[1]]},
+                                     "t": {"values": times_json}}},
                  "ranges": {v: _ndarray(vals[v], ["t"]) for v in r.variables}} for xy, vals in out]
         if len(covs) == 1:
             doc = {**covs[0], "domain": {**covs[0]["domain"], "referencing": _referencing(r.crs)},
@@ -511,6 +557,7 @@ def _point_series_output(r: _Request, out: list[tuple[tuple[float, float], dict[
             doc = {"type": "CoverageCollection", "domainType": "PointSeries", "parameters": _parameters(r),
                    "referencing": _referencing(r.crs), "coverages": covs}
         return 200, _headers(COVJSON, r, r.crs), _dump(doc)
+    times = _times(r)
     rows = [(xy, times[i], {v: vals[v][i] for v in r.variables}) for xy, vals in out for i in range(len(times))]
     return _tabular(r, rows)
 

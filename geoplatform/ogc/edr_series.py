@@ -149,17 +149,18 @@ class _Series:
 
 
 def _output(s: _Series, ds: Any, pick: np.ndarray, single: bool) -> tuple[int, dict[str, str], bytes]:
-    times = [str(t)[:19] + "Z" for t in ds.time.values.astype("datetime64[s]")]
+    t_us = ds.time.values.astype("datetime64[us]").astype(np.int64)
     stations = [str(v) for v in ds.station.values[pick]]
     xs, ys = ds.x.values[pick], ds.y.values[pick]
     headers = {"Content-Crs": f"<{s.crs.uri or s.crs.id}>", "Geoplatform-Snapshot": str(s.snapshot)}
     if s.format == "CoverageJSON":
         covs = []
+        times_json = E.iso_times_json(t_us)
         for k, i in enumerate(pick):
             covs.append({"type": "Coverage", "id": stations[k],
                          "domain": {"type": "Domain", "domainType": "PointSeries",
                                     "axes": {"x": {"values": [float(xs[k])]}, "y": {"values": [float(ys[k])]},
-                                             "t": {"values": times}}},
+                                             "t": {"values": times_json}}},
                          "ranges": {v: E._ndarray(ds[v].values[i], ["t"]) for v in s.variables}})
         params = {v: _parameter(s.fields[v]) for v in s.variables}
         ref = E._referencing(s.crs)
@@ -169,6 +170,7 @@ def _output(s: _Series, ds: Any, pick: np.ndarray, single: bool) -> tuple[int, d
             doc = {"type": "CoverageCollection", "domainType": "PointSeries", "parameters": params,
                    "referencing": ref, "coverages": covs}
         return 200, {**headers, "Content-Type": E.COVJSON}, E._dump(doc)
+    times = [E._iso(int(v)) for v in t_us]
     rows = []
     for k, i in enumerate(pick):
         for j, t in enumerate(times):

@@ -172,10 +172,16 @@ def _prune(m: _Manifest, request: ScanRequest,
     if stats is not None:
         for col, lo, hi in request.ranges:
             mins, maxs = stats(m, col)
-            if lo is not None:
-                mask &= np.fromiter((v is None or v >= lo for v in maxs), bool, len(maxs))
-            if hi is not None:
-                mask &= np.fromiter((v is None or v <= hi for v in mins), bool, len(mins))
+            known = np.not_equal(mins, None) & np.not_equal(maxs, None)
+            if not known.any():
+                continue
+            try:
+                if lo is not None:
+                    mask &= ~known | (np.where(known, maxs, lo) >= lo)
+                if hi is not None:
+                    mask &= ~known | (np.where(known, mins, hi) <= hi)
+            except TypeError:  # statistics of another type than the bound (a changed column): no pruning
+                continue
     if request.bbox is not None:
         x0, y0, x1, y1 = request.bbox
         b = m.rg_bounds

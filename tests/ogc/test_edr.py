@@ -500,3 +500,16 @@ def test_aggregate_mean_area_and_limits(server: str) -> None:
              **{"parameter-name": "severity"}).status_code == 400
     assert q(server, "trajectory", "incidents-daily", coords="LINESTRING(1 1, 2 2)").status_code == 404
     assert get(server, "/collections/incidents-daily/items").status_code == 404
+
+
+def test_time_axis_texts_built_in_numpy_match_one_by_one() -> None:
+    """The t axis of a long series is formatted in numpy; it writes what the one-time formatter writes."""
+    import orjson
+
+    from geoplatform.ogc.edr import _iso, iso_times_json
+
+    rng = np.random.default_rng(5)
+    us = np.r_[rng.integers(-62135596800000000, 253402300799000000, 5000), 0, -1, 951782400000000,
+               946684799999999, 4102444800000000, 1456704000000000]
+    assert orjson.loads(orjson.dumps({"t": iso_times_json(us)}))["t"] == [_iso(int(v)) for v in us]
+    assert orjson.loads(orjson.dumps(iso_times_json(us[:0]))) == []
