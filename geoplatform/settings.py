@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     store: Path = Field(default=Path("var/store"), description="Embedded store folder")
     backend: str = Field(default="geoparquet", description="Storage backend entry point name")
+    database_url: str | None = Field(
+        default=None, description="A postgresql:// URL: the store is that PostGIS database (the postgis backend)")
     # 4,096 rather than the usual 100k: a row group is the unit a query decodes, and small
     # ones let a box query skip most of a partition (ARCHITECTURE.md, "Row-group size").
     row_group_size: int = Field(default=4_096, ge=1_000, le=10_000_000)

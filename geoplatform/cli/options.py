@@ -12,16 +12,16 @@ from geoplatform.settings import Settings
 
 
 def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--store", type=click.Path(path_type=Path), envvar="GEOPLATFORM_STORE",
-                        default=None, show_envvar=True,
-                        help="Store folder (default: settings, var/store).")(f)
+    return click.option("--store", type=str, envvar="GEOPLATFORM_STORE", default=None, show_envvar=True,
+                        help="Store folder, or a postgresql:// database URL for the PostGIS backend "
+                             "(default: settings, GEOPLATFORM_DATABASE_URL or var/store).")(f)
 
 
-def open_store(store: Path | None) -> Any:
+def open_store(store: str | Path | None) -> Any:
     import geoplatform as gp
 
     settings = Settings()
-    return gp.open_cube(store or settings.store, settings=settings)
+    return gp.open_cube(store or settings.database_url or settings.store, settings=settings)
 
 
 def query_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -410,6 +410,11 @@ def _pipeline(name: str) -> Any:
     raise StoreError(f"no {name} pipeline installed (is geoplatform installed with pip install -e .?)")
 
 
+def is_database_url(location: str) -> bool:
+    """Whether a store location names a PostgreSQL database rather than a folder."""
+    return location.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+
+
 def open_cube(location: str | Path | None = None, *, settings: Settings | None = None,
               backend: str | None = None) -> Cube:
     """Open (or create) a store.
@@ -422,6 +427,10 @@ def open_cube(location: str | Path | None = None, *, settings: Settings | None =
     []
     """
     settings = settings or Settings()
+    if location is None and settings.database_url:
+        location = settings.database_url
     loc = str(location if location is not None else settings.store)
+    if backend is None and is_database_url(loc):
+        backend = "postgis"
     cls = load_backend(backend or settings.backend)
     return Cube(cls(loc, settings), settings)

@@ -1,7 +1,9 @@
 """Several processes writing to one store at once.
 
-Writers of one dataset take turns (a lock file per dataset); writers of
-different datasets share the SQLite catalog. Either way no commit may be
+Each test runs on both backends. In the embedded store writers of one
+dataset take turns (a lock file per dataset) and writers of different
+datasets share the SQLite catalog; in PostGIS an advisory lock per dataset
+and a row lock at commit do the same. Either way no commit may be
 lost, every snapshot lands on top of the one before it, and each feature's
 history stays one unbroken sequence of versions.
 """
@@ -12,6 +14,8 @@ import multiprocessing as mp
 import traceback
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from geoplatform.cube.cube import Cube, open_cube
 from geoplatform.settings import Settings
@@ -25,11 +29,20 @@ ROWS = 1000
 CTX = mp.get_context("spawn")
 
 
-def open_store(store: Path) -> Cube:
-    return open_cube(store, settings=SETTINGS, backend="geoparquet")
+def open_store(store: Path | str) -> Cube:
+    """The store at a folder (the embedded store) or a database URL (PostGIS)."""
+    return open_cube(store, settings=SETTINGS)
 
 
-def _run(target: Any, store: Path, results: Any, barrier: Any, wid: int, *args: Any) -> None:
+@pytest.fixture(params=["geoparquet", "postgis"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the store of a test is: a folder, or a schema of the PostGIS test database."""
+    if request.param == "postgis":
+        return str(request.getfixturevalue("pg_schema"))
+    return tmp_path / "store"
+
+
+def _run(target: Any, store: Path | str, results: Any, barrier: Any, wid: int, *args: Any) -> None:
     """Run one worker, sending ("ok", wid, value) or ("error", wid, traceback)."""
     try:
         barrier.wait(timeout=120)  # open together too: a new store's first open races
@@ -82,7 +95,7 @@ def _open_new_stores(root: Path, results: Any, barrier: Any, wid: int, rounds: i
         results.put(("error", wid, traceback.format_exc()))
 
 
-def run_workers(store: Path, target: Any, args: list[tuple[Any, ...]]) -> dict[int, Any]:
+def run_workers(store: Path | str, target: Any, args: list[tuple[Any, ...]]) -> dict[int, Any]:
     """Start one process per ``args`` item, released together; their results by worker id."""
     results = CTX.Queue()
     barrier = CTX.Barrier(len(args))
@@ -105,8 +118,10 @@ def run_workers(store: Path, target: Any, args: list[tuple[Any, ...]]) -> dict[i
     return out
 
 
-def check_files(cube: Cube, store: Path) -> None:
-    """The data folder holds exactly the files the catalog names."""
+def check_files(cube: Cube, store: Path | str) -> None:
+    """The data folder holds exactly the files the catalog names (the embedded store)."""
+    if not isinstance(store, Path):
+        return
     on_disk = {p.relative_to(store).as_posix() for p in (store / "data").rglob("*") if p.is_file()}
     named = {r[0] for r in cube.backend.db.con.execute("SELECT path FROM files")}  # type: ignore[attr-defined]
     assert on_disk == named
@@ -123,8 +138,8 @@ def check_chain(cube: Cube, name: str, n: int) -> list[int]:
     return ids
 
 
-def test_four_writers_one_dataset(tmp_path: Path) -> None:
-    store = tmp_path / "store"
+def test_four_writers_one_dataset(where: Path | str) -> None:
+    store = where
     with open_store(store) as cube:
         cube.create_dataset(POINTS)
     got = run_workers(store, _ingest_own, [("pts", False)] * WORKERS)
@@ -145,10 +160,10 @@ def test_four_writers_one_dataset(tmp_path: Path) -> None:
         check_files(cube, store)
 
 
-def test_four_writers_four_datasets_new_store(tmp_path: Path) -> None:
+def test_four_writers_four_datasets_new_store(where: Path | str) -> None:
     """Four processes open a store that does not exist yet, each creates its
     own dataset, and all commit at once."""
-    store = tmp_path / "store"
+    store = where
     got = run_workers(store, _ingest_own, [(f"ds{w}", True) for w in range(WORKERS)])
     with open_store(store) as cube:
         assert [d.name for d in cube.datasets()] == [f"ds{w}" for w in range(WORKERS)]
@@ -166,10 +181,10 @@ def test_four_writers_four_datasets_new_store(tmp_path: Path) -> None:
         check_files(cube, store)
 
 
-def test_two_writers_same_features(tmp_path: Path) -> None:
+def test_two_writers_same_features(where: Path | str) -> None:
     """Two processes upsert the same 300 features five times each: ten
     serialised commits, and every feature has versions 1..11 with no gap."""
-    store = tmp_path / "store"
+    store = where
     fids = [f"f{i}" for i in range(300)]
     with open_store(store) as cube:
         cube.create_dataset(POINTS)
