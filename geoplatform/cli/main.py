@@ -9,6 +9,7 @@ from geoplatform.cli.dataset import dataset
 from geoplatform.cli.options import PlatformGroup
 from geoplatform.cli.query import query
 from geoplatform.cli.serve import pygeoapi_config, serve
+from geoplatform.cli.store import store
 
 
 @click.group(cls=PlatformGroup)
@@ -23,3 +24,4 @@ cli.add_command(city)
 cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(pygeoapi_config)
+cli.add_command(store)

@@ -122,9 +122,12 @@ class DatasetWriter(ABC):
         summary: dict[str, Any],
         source_hash: str | None = None,
         spec: DatasetSpec | None = None,
+        committed_at: datetime | None = None,
     ) -> CommitResult:
         """Write ``records`` as new versions and end the records at ``retire``
-        (locators from ``current_keys``), atomically, as one snapshot."""
+        (locators from ``current_keys``), atomically, as one snapshot.
+        ``committed_at`` (a copy of another store's history) replaces the
+        commit time; it may not be before the parent's."""
 
 
 class StorageBackend(ABC):
@@ -138,7 +141,7 @@ class StorageBackend(ABC):
 
     # datasets -----------------------------------------------------------
     @abstractmethod
-    def create_dataset(self, spec: DatasetSpec) -> Snapshot: ...
+    def create_dataset(self, spec: DatasetSpec, committed_at: datetime | None = None) -> Snapshot: ...
 
     @abstractmethod
     def get_spec(self, name: str) -> DatasetSpec: ...
@@ -175,6 +178,12 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def stats(self, name: str, snapshot: int) -> DatasetStats: ...
+
+    @abstractmethod
+    def log(self, name: str) -> pa.Table:
+        """Every record the dataset ever held, ended ones too: the scan columns of
+        every attribute with ``_hash``, ``record_from`` and ``record_to`` (null while
+        current), in record order. What a copy of the store replays."""
 
     def changed_bounds(self, name: str, since: int, until: int) -> np.ndarray | None:
         """Bboxes (storage CRS, shape (n, 4)) of the records that the snapshots

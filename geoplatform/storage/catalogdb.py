@@ -111,6 +111,14 @@ CREATE TABLE IF NOT EXISTS garbage (
 """
 
 
+def _at(when: datetime) -> tuple[str, int]:
+    """A given commit time as the catalog keeps it (ISO text and microseconds, UTC)."""
+    if when.tzinfo is None:
+        raise StoreError("a commit time needs a time zone")
+    when = when.astimezone(timezone.utc)
+    return when.isoformat(timespec="microseconds"), int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
 def _now() -> tuple[str, int]:
     now = datetime.now(timezone.utc)
     return now.isoformat(timespec="microseconds"), int(now.timestamp() * 1_000_000)
@@ -226,8 +234,9 @@ class CatalogDB:
         return [DatasetRow(r[0], r[1], DatasetSpec.model_validate_json(r[2]), tuple(json.loads(r[3])))
                 for r in rows]
 
-    def create_dataset(self, spec: DatasetSpec, key_bounds: tuple[float, ...]) -> Snapshot:
-        iso, us = _now()
+    def create_dataset(self, spec: DatasetSpec, key_bounds: tuple[float, ...],
+                       committed_at: datetime | None = None) -> Snapshot:
+        iso, us = _now() if committed_at is None else _at(committed_at)
         with self.transaction() as con:
             if con.execute("SELECT 1 FROM datasets WHERE name=?", (spec.name,)).fetchone():
                 raise DatasetExists(f"dataset {spec.name!r} already exists", dataset=spec.name)

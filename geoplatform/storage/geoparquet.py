@@ -44,6 +44,7 @@ that names them) and are deleted by a later writer.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import threading
@@ -73,7 +74,7 @@ from geoplatform.errors import CommitConflict, StoreError
 from geoplatform.index import HilbertCurve2D, TimeBinning
 from geoplatform.settings import Settings
 from geoplatform.storage import records
-from geoplatform.storage.catalogdb import CatalogDB, DatasetRow, _now
+from geoplatform.storage.catalogdb import CatalogDB, DatasetRow, _at, _now
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -310,9 +311,9 @@ class GeoParquetBackend(StorageBackend):
         self._groups = _GroupCache(settings.read_cache_bytes) if settings.read_cache_bytes > 0 else None
 
     # datasets ---------------------------------------------------------------
-    def create_dataset(self, spec: DatasetSpec) -> Snapshot:
+    def create_dataset(self, spec: DatasetSpec, committed_at: datetime | None = None) -> Snapshot:
         crs = resolve_crs(spec.storage_crs)
-        return self.db.create_dataset(spec, tuple(float(v) for v in crs.bounds_in_crs))
+        return self.db.create_dataset(spec, tuple(float(v) for v in crs.bounds_in_crs), committed_at)
 
     def consistent(self) -> AbstractContextManager[Any]:
         return self.db.reading()
@@ -489,8 +490,8 @@ class GeoParquetBackend(StorageBackend):
 
     def _commit(self, ds: DatasetRow, parent: int, files: list[dict[str, Any]], retire: np.ndarray,
                 operation: str, summary: dict[str, Any], source_hash: str | None,
-                spec: DatasetSpec | None) -> Snapshot:
-        iso, us = _now()
+                spec: DatasetSpec | None, committed_at: datetime | None = None) -> Snapshot:
+        iso, us = _now() if committed_at is None else _at(committed_at)
         with self.db.transaction() as con:
             head = self.db.head(ds.id)
             if head != parent:
@@ -885,16 +886,25 @@ class GeoParquetBackend(StorageBackend):
 
     def history(self, name: str, fid: Any) -> pa.Table:
         ds = self.db.dataset(name)
-        m = self._manifest(ds)
         fid_value = records.coerce_fid(ds.spec, fid)
-        everything = ScanRequest(snapshot=m.head, arrow_filter=pc.field("fid") == fid_value)
+        return self._every_record(ds, ScanRequest(snapshot=0, arrow_filter=pc.field("fid") == fid_value))
+
+    def log(self, name: str) -> pa.Table:
+        ds = self.db.dataset(name)
+        return self._every_record(ds, ScanRequest(snapshot=0, columns=(*(f.name for f in ds.spec.fields), "_hash")))
+
+    def _every_record(self, ds: DatasetRow, request: ScanRequest) -> pa.Table:
+        m = self._manifest(ds)
+        everything = dataclasses.replace(request, snapshot=m.head)
         # Read retired rows too: history is every version the store ever held.
         t = self._scan(ds, m.without_retirements(), everything, with_positions=True)
         loc = t.column("_loc").to_numpy()
         key = (m.retired_file << 32) | m.retired_row
-        idx = {int(k): int(s) for k, s in zip(key, m.retired_snapshot)}
-        ended = [idx.get(int(v)) for v in loc]
-        t = t.append_column("record_to", pa.array(ended, pa.int64())).drop_columns(["_loc"])
+        order = np.argsort(key)
+        at = np.minimum(np.searchsorted(key[order], loc), max(len(key) - 1, 0))
+        hit = key[order][at] == loc if len(key) else np.zeros(len(loc), bool)
+        ended = m.retired_snapshot[order][at] if len(key) else np.zeros(len(loc), np.int64)
+        t = t.append_column("record_to", pa.array(ended, pa.int64(), mask=~hit)).drop_columns(["_loc"])
         # In record-time order: a feature deleted and loaded again starts a new
         # version sequence, so version alone does not order its history.
         return t.sort_by([("record_from", "ascending"), ("version", "ascending")])
@@ -1031,7 +1041,7 @@ class _Writer(DatasetWriter):
 
     def commit(self, records_: pa.Table | None, retire: np.ndarray, *, operation: str,
                summary: dict[str, Any], source_hash: str | None = None,
-               spec: DatasetSpec | None = None) -> CommitResult:
+               spec: DatasetSpec | None = None, committed_at: datetime | None = None) -> CommitResult:
         be = self.backend
         ds = self.ds if spec is None else DatasetRow(self.ds.id, self.ds.name, spec, self.ds.key_bounds)
         retire = np.asarray(retire, np.int64)
@@ -1039,7 +1049,7 @@ class _Writer(DatasetWriter):
         if ds.spec.space_copy and ended:
             retire = np.concatenate([retire, be._space_locators(ds, self.parent, retire)])
         files = be._write_files(ds, records_) if records_ is not None and len(records_) else []
-        snap = be._commit(ds, self.parent, files, retire, operation, summary, source_hash, spec)
+        snap = be._commit(ds, self.parent, files, retire, operation, summary, source_hash, spec, committed_at)
         self.parent = snap.id
         self.spec = ds.spec
         self.ds = ds

@@ -89,6 +89,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _given(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise StoreError("a commit time needs a time zone")
+    return when.astimezone(timezone.utc)
+
+
 def _us(col: str) -> str:
     """A timestamptz column as integer microseconds since 1970 (exact: extract gives numeric)."""
     return f"(extract(epoch FROM {col}) * 1000000)::bigint"
@@ -257,7 +263,7 @@ class PostGISBackend(StorageBackend):
             return 4326
         return int(code or 0)
 
-    def create_dataset(self, spec: DatasetSpec) -> Snapshot:
+    def create_dataset(self, spec: DatasetSpec, committed_at: datetime | None = None) -> Snapshot:
         for f in spec.fields:
             if f.name.lower() in _RESERVED:
                 raise StoreError(f"attribute name {f.name!r} is reserved in a PostGIS store (a system or "
@@ -266,7 +272,7 @@ class PostGISBackend(StorageBackend):
                 raise StoreError(f"attribute name {f.name!r} cannot be a PostgreSQL column: use letters, digits "
                                  "and underscores, starting with a letter")
         fid_sql = "bigint" if spec.fid is None else "text"
-        now = _now()
+        now = _now() if committed_at is None else _given(committed_at)
         with self._tx() as cur:
             cur.execute("LOCK TABLE gp_datasets IN SHARE ROW EXCLUSIVE MODE")
             if cur.execute("SELECT 1 FROM gp_datasets WHERE name = %s", (spec.name,)).fetchone():
@@ -502,6 +508,13 @@ class PostGISBackend(StorageBackend):
         expr = request.arrow_filter
         return t if expr is None else t.filter(expr)
 
+    def log(self, name: str) -> pa.Table:
+        ds_id, spec = self._dataset(name)
+        columns = records.scan_columns(spec, (*(f.name for f in spec.fields), "_hash"), True)
+        select, types = self._select(spec, ds_id, columns, with_record_to=True)
+        return self._fetch(f"SELECT {select} FROM {self._table(ds_id)} ORDER BY record_from, version, _row", (),
+                           types, spec, columns)
+
     def history(self, name: str, fid: Any) -> pa.Table:
         ds_id, spec = self._dataset(name)
         columns = records.scan_columns(spec, None, True)
@@ -615,8 +628,8 @@ class PostGISBackend(StorageBackend):
 
     def _commit(self, name: str, ds_id: int, parent: int, table: pa.Table | None, retire: np.ndarray,
                 operation: str, summary: dict[str, Any], source_hash: str | None,
-                spec: DatasetSpec | None) -> tuple[Snapshot, int]:
-        now = _now()
+                spec: DatasetSpec | None, committed_at: datetime | None = None) -> tuple[Snapshot, int]:
+        now = _now() if committed_at is None else _given(committed_at)
         with self._tx() as cur:
             cur.execute("SELECT spec FROM gp_datasets WHERE id = %s FOR UPDATE", (ds_id,))
             head = self._head(ds_id, cur)
@@ -631,7 +644,6 @@ class PostGISBackend(StorageBackend):
             written = 0
             if table is not None and len(table):
                 self._copy_in(cur, ds_id, current, table)
-                fields = {f.name: f for f in current.fields}
                 target, source = [], []
                 for c in table.column_names:
                     if c == "bbox":
@@ -698,10 +710,10 @@ class _Writer(DatasetWriter):
 
     def commit(self, records_: pa.Table | None, retire: np.ndarray, *, operation: str,
                summary: dict[str, Any], source_hash: str | None = None,
-               spec: DatasetSpec | None = None) -> CommitResult:
+               spec: DatasetSpec | None = None, committed_at: datetime | None = None) -> CommitResult:
         retire = np.asarray(retire, np.int64)
         snap, written = self.backend._commit(self.name, self.ds_id, self.parent, records_, retire, operation,
-                                             summary, source_hash, spec)
+                                             summary, source_hash, spec, committed_at)
         self.parent = snap.id
         if spec is not None:
             self.spec = spec
