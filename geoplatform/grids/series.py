@@ -10,6 +10,7 @@ dataset of stations keyed by an id column.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -34,6 +35,20 @@ def _numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
+@dataclass
+class SeriesArrays:
+    """A series as plain arrays (what :func:`series` wraps as xarray; the EDR server
+    writes these out directly)."""
+
+    station: np.ndarray  # (n,) the station keys, sorted
+    time: np.ndarray  # (m,) datetime64[us], UTC, sorted
+    x: np.ndarray  # (n,)
+    y: np.ndarray  # (n,)
+    data: dict[str, np.ndarray]  # variable -> (n, m) float64, NaN where not observed
+    attrs: dict[str, Any]  # per variable: units, long_name
+    crs: str
+
+
 def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | None = None,
            stations: str | None = None, station_id: str | None = None, freq: str | None = None,
            agg: Agg = "mean", crs: str | None = None, **params: Any) -> "xr.Dataset":
@@ -48,8 +63,24 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
     observations are combined with ``agg``. Other parameters (``datetime``,
     ``bbox``, ``filter``, ``as_of``...) select observations as in ``Cube.query``.
     """
-    import shapely
     import xarray as xr
+
+    a = series_arrays(cube, name, station=station, variables=variables, stations=stations, station_id=station_id,
+                      freq=freq, agg=agg, crs=crs, **params)
+    data = {v: (("station", "time"), arr, a.attrs[v]) for v, arr in a.data.items()}
+    coords = {"station": ("station", a.station), "time": ("time", a.time),
+              "x": ("station", a.x), "y": ("station", a.y)}
+    attrs = {"crs": a.crs, "geoplatform:dataset": name, "featureType": "timeSeries", "Conventions": "CF-1.8"}
+    if freq:
+        attrs.update({"geoplatform:freq": freq, "geoplatform:agg": agg})
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def series_arrays(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | None = None,
+                  stations: str | None = None, station_id: str | None = None, freq: str | None = None,
+                  agg: Agg = "mean", crs: str | None = None, **params: Any) -> SeriesArrays:
+    """The arrays of :func:`series` (same parameters)."""
+    import shapely
 
     spec = cube.dataset(name)
     if spec.geometry_type not in (None, "Point"):
@@ -113,18 +144,12 @@ def series(cube: "Cube", name: str, *, station: str, variables: Sequence[str] | 
                                     "cells: narrow datetime or give a coarser freq")
     values = {v: t.column(v).cast(pa.float64()).to_numpy(zero_copy_only=False) for v in numeric}
     cells = _cells(i, j, len(s_idx), len(times), values, agg)
-    data: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
     for v in numeric:
-        arr = cells[v]
         f = spec.field(v) if v in fields else None
-        attrs = {k: val for k, val in (("units", f and f.unit), ("long_name", f and f.description)) if val}
-        data[v] = (("station", "time"), arr, attrs)
-    coords = {"station": ("station", s_idx.to_numpy()), "time": ("time", times.astype("datetime64[us]")),
-              "x": ("station", pos["x"].to_numpy(float)), "y": ("station", pos["y"].to_numpy(float))}
-    attrs = {"crs": out_crs.id, "geoplatform:dataset": name, "featureType": "timeSeries", "Conventions": "CF-1.8"}
-    if freq:
-        attrs.update({"geoplatform:freq": freq, "geoplatform:agg": agg})
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+        attrs[v] = {k: val for k, val in (("units", f and f.unit), ("long_name", f and f.description)) if val}
+    return SeriesArrays(s_idx.to_numpy(), times.astype("datetime64[us]"), pos["x"].to_numpy(float),
+                        pos["y"].to_numpy(float), cells, attrs, out_crs.id)
 
 
 def _codes(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

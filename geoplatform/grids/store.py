@@ -71,6 +71,7 @@ class GridStore:
     """The grids of one store: their catalog rows and their Zarr copies."""
 
     def __init__(self, db: CatalogDB, root: Path, lock: Any) -> None:
+        self._token = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]  # names graphs by store
         self.db = db
         self.root = root
         self._lock = lock  # name -> context manager: one writer per dataset name
@@ -303,6 +304,9 @@ class GridStore:
         """The zarr array of a variable in a copy, opened once per version of its
         metadata (an append that grows it is a new version). Slice it to a
         snapshot's step count: steps past it are not committed."""
+        return self._array_version(name, layout, variable)[0]
+
+    def _array_version(self, name: str, layout: str, variable: str) -> tuple[Any, int]:
         import zarr
 
         path = self.root / name / f"{layout}.zarr" / variable
@@ -316,7 +320,7 @@ class GridStore:
                 if len(_OPEN) > 256:
                     _OPEN.clear()
                 arr = _OPEN[key] = zarr.open_array(path, mode="r", zarr_format=3)
-        return arr
+        return arr, key[1]
 
     def read(self, name: str, layout: str, variable: str, t_index: np.ndarray, rows: Any, cols: Any) -> np.ndarray:
         """Values of steps ``t_index`` (increasing) at ``rows`` x ``cols`` (ints, slices
@@ -333,7 +337,6 @@ class GridStore:
         """The grid at a snapshot as a lazy, dask-backed ``xarray.Dataset``."""
         import dask.array as da
         import xarray as xr
-        import zarr
 
         if layout not in COPIES:
             raise ValueError(f"layout {layout!r} is not one of {COPIES}")
@@ -348,13 +351,16 @@ class GridStore:
         coords = {"time": ("time", times, {"standard_name": "time", "axis": "T"}),
                   "y": ("y", geom.y, {"axis": "Y"}), "x": ("x", geom.x, {"axis": "X"}),
                   "spatial_ref": ((), np.int32(0), _grid_mapping(pcrs, geom))}
-        g = zarr.open_group(self.root / name / f"{layout}.zarr", mode="r", zarr_format=3)
         for v in spec.variables or ():
-            arr = g[v.name]
+            # the array opened once per version of its metadata, and the graph named here: dask
+            # would otherwise hash the zarr array on every open (a point series' open is milliseconds)
+            arr, version = self._array_version(name, layout, v.name)
             if arr.shape[0] < steps:
                 raise IngestError(f"grid {name!r}: the {layout} copy of {v.name!r} holds {arr.shape[0]} steps, "
                                   f"the catalog {steps}")
-            lazy = da.from_zarr(arr)[:steps] if steps else da.zeros((0, geom.height, geom.width), v.dtype)
+            token = f"grid-{self._token}-{name}-{layout}-{v.name}-{version}"
+            lazy = da.from_zarr(arr, name=token, inline_array=True)[:steps] if steps \
+                else da.zeros((0, geom.height, geom.width), v.dtype)
             attrs = {k: val for k, val in (("long_name", v.title), ("units", v.units),
                                            ("standard_name", v.standard_name), ("comment", v.description)) if val}
             attrs["grid_mapping"] = "spatial_ref"

@@ -25,6 +25,7 @@ from geoplatform.catalog.layers import SeriesLayerConfig
 from geoplatform.crs import resolve_crs, transform_xy
 from geoplatform.cube.query import resolve_snapshot
 from geoplatform.errors import DatasetNotFound, InvalidParameterValue
+from geoplatform.grids.series import series_arrays
 from geoplatform.ogc import edr as E
 
 if TYPE_CHECKING:
@@ -138,10 +139,9 @@ class _Series:
                     raise DatasetNotFound(f"collection {self.layer.id!r} has no location {location!r}")
                 value = int(location)
             kw.update(filter={"op": "=", "args": [{"property": self.layer.station}, value]}, filter_lang="cql2-json")
-        ds = self.cube.series(self.layer.series, station=self.layer.station, variables=self.variables,
-                              stations=self.layer.stations, station_id=self.layer.station_id,
-                              crs=self.crs.id, **kw)
-        n = ds.sizes.get("station", 0) * ds.sizes.get("time", 0) * len(self.variables)
+        ds = series_arrays(self.cube, self.layer.series, station=self.layer.station, variables=self.variables,
+                           stations=self.layer.stations, station_id=self.layer.station_id, crs=self.crs.id, **kw)
+        n = len(ds.station) * len(ds.time) * len(self.variables)
         if n > self.layer.max_values:
             raise E.TooLarge(f"the request asks for {n:,} values; {self.layer.id!r} returns at most "
                              f"{self.layer.max_values:,} at once: narrow datetime, the area or parameter-name")
@@ -149,9 +149,9 @@ class _Series:
 
 
 def _output(s: _Series, ds: Any, pick: np.ndarray, single: bool) -> tuple[int, dict[str, str], bytes]:
-    t_us = ds.time.values.astype("datetime64[us]").astype(np.int64)
-    stations = [str(v) for v in ds.station.values[pick]]
-    xs, ys = ds.x.values[pick], ds.y.values[pick]
+    t_us = ds.time.astype("datetime64[us]").astype(np.int64)
+    stations = [str(v) for v in ds.station[pick]]
+    xs, ys = ds.x[pick], ds.y[pick]
     headers = {"Content-Crs": f"<{s.crs.uri or s.crs.id}>", "Geoplatform-Snapshot": str(s.snapshot)}
     if s.format == "CoverageJSON":
         covs = []
@@ -161,7 +161,7 @@ def _output(s: _Series, ds: Any, pick: np.ndarray, single: bool) -> tuple[int, d
                          "domain": {"type": "Domain", "domainType": "PointSeries",
                                     "axes": {"x": {"values": [float(xs[k])]}, "y": {"values": [float(ys[k])]},
                                              "t": {"values": times_json}}},
-                         "ranges": {v: E._ndarray(ds[v].values[i], ["t"]) for v in s.variables}})
+                         "ranges": {v: E._ndarray(ds.data[v][i], ["t"]) for v in s.variables}})
         params = {v: _parameter(s.fields[v]) for v in s.variables}
         ref = E._referencing(s.crs)
         if single and len(covs) == 1:
@@ -174,7 +174,7 @@ def _output(s: _Series, ds: Any, pick: np.ndarray, single: bool) -> tuple[int, d
     rows = []
     for k, i in enumerate(pick):
         for j, t in enumerate(times):
-            vals = {v: ds[v].values[i, j] for v in s.variables}
+            vals = {v: ds.data[v][i, j] for v in s.variables}
             if all(np.isnan(x) for x in vals.values()):
                 continue  # no observation of the station then
             rows.append(((float(xs[k]), float(ys[k])), t, {"station": stations[k], **vals}))
@@ -216,13 +216,12 @@ def query(cube: "Cube", layer: SeriesLayerConfig, kind: str, params: Mapping[str
         area = E._buffer(s, centre, E._length(s.params, "within", "within-units"))  # type: ignore[arg-type]
     ds = s.read(location)
     if location is not None:
-        ids = [str(v) for v in ds.station.values]
+        ids = [str(v) for v in ds.station]
         if location not in ids:
             raise DatasetNotFound(f"collection {layer.id!r} has no location {location!r}")
         pick = np.array([ids.index(location)])
     else:
-        inside = shapely.contains_xy(area, ds.x.values, ds.y.values) | shapely.intersects_xy(
-            area.boundary, ds.x.values, ds.y.values)
+        inside = shapely.contains_xy(area, ds.x, ds.y) | shapely.intersects_xy(area.boundary, ds.x, ds.y)
         pick = np.flatnonzero(inside)
         if not len(pick):
             raise InvalidParameterValue(f"no station of {layer.id!r} is in the {kind} query's area")
@@ -231,12 +230,12 @@ def query(cube: "Cube", layer: SeriesLayerConfig, kind: str, params: Mapping[str
 
 def locations(s: _Series) -> tuple[int, dict[str, str], bytes]:
     """The stations, as GeoJSON features whose ids are the location ids."""
-    ds = s.cube.series(s.layer.series, station=s.layer.station, variables=s.variables[:1],
+    ds = series_arrays(s.cube, s.layer.series, station=s.layer.station, variables=s.variables[:1],
                        stations=s.layer.stations, station_id=s.layer.station_id, crs=s.crs.id,
                        as_of=s.snapshot, datetime=s.params.get("datetime"))
     feats = [{"type": "Feature", "id": str(st), "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
               "properties": {"name": str(st)}}
-             for st, x, y in zip(ds.station.values, ds.x.values, ds.y.values)]
+             for st, x, y in zip(ds.station, ds.x, ds.y)]
     return 200, {"Content-Type": E.GEOJSON, "Content-Crs": f"<{s.crs.uri or s.crs.id}>"}, \
         E._dump({"type": "FeatureCollection", "features": feats})
 
