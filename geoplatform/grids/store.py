@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 COPIES = ("map", "series")
 _OPEN: dict[tuple[str, int], Any] = {}
 _OPEN_LOCK = threading.Lock()
+#: the Datasets :meth:`GridStore.open` built, by store, grid, snapshot, layout and array versions
+_DATASETS: dict[tuple[Any, ...], Any] = {}
 #: Steps written to the copies at a time (bounded memory for a long source).
 WRITE_STEPS = 32
 _TIME_UNITS = "microseconds since 1970-01-01T00:00:00Z"
@@ -334,13 +336,35 @@ class GridStore:
         return np.asarray(arr.get_orthogonal_selection((t, rows, cols)))
 
     def open(self, name: str, as_of: Any = None, layout: str = "map") -> "xr.Dataset":
-        """The grid at a snapshot as a lazy, dask-backed ``xarray.Dataset``."""
-        import dask.array as da
-        import xarray as xr
+        """The grid at a snapshot as a lazy, dask-backed ``xarray.Dataset``.
 
+        A snapshot's Dataset is built once (its coordinates, indexes and dask graph
+        are most of a point read's time) and each call gets a shallow copy of it:
+        the caller's changes to attributes or variables stay its own."""
         if layout not in COPIES:
             raise ValueError(f"layout {layout!r} is not one of {COPIES}")
         row, sid, steps = self.resolve(name, as_of)
+        versions = tuple(self._array_version(name, layout, v.name)[1] for v in row.spec.variables or ()) \
+            if row.geometry is not None and steps else ()
+        key = (self._token, row.id, row.spec.model_dump_json(), sid, steps, layout, versions)
+        with _OPEN_LOCK:
+            ds = _DATASETS.get(key)
+        if ds is None:
+            ds = self._build(name, row, sid, steps, layout)
+            with _OPEN_LOCK:
+                if len(_DATASETS) > 64:
+                    _DATASETS.clear()
+                _DATASETS[key] = ds
+        out = ds.copy(deep=False)
+        out.attrs = dict(ds.attrs)
+        for v in out.variables.values():
+            v.attrs = dict(v.attrs)
+        return out
+
+    def _build(self, name: str, row: GridRow, sid: int, steps: int, layout: str) -> "xr.Dataset":
+        import dask.array as da
+        import xarray as xr
+
         spec, geom = row.spec, row.geometry
         data: dict[str, Any] = {}
         times = self.times_us(row.id, steps).astype("datetime64[us]").astype("datetime64[ns]")
@@ -358,8 +382,11 @@ class GridStore:
             if arr.shape[0] < steps:
                 raise IngestError(f"grid {name!r}: the {layout} copy of {v.name!r} holds {arr.shape[0]} steps, "
                                   f"the catalog {steps}")
-            token = f"grid-{self._token}-{name}-{layout}-{v.name}-{version}"
-            lazy = da.from_zarr(arr, name=token, inline_array=True)[:steps] if steps \
+            # the series copy as one dask chunk per zarr column: a point's whole series is one task
+            # (one zarr read of its few chunks), not a task per chunk and a concatenation
+            chunks = (arr.shape[0], *arr.chunks[1:]) if layout == "series" else arr.chunks
+            token = f"grid-{self._token}-{name}-{layout}-{v.name}-{version}-{chunks}"
+            lazy = da.from_zarr(arr, chunks=chunks, name=token, inline_array=True)[:steps] if steps \
                 else da.zeros((0, geom.height, geom.width), v.dtype)
             attrs = {k: val for k, val in (("long_name", v.title), ("units", v.units),
                                            ("standard_name", v.standard_name), ("comment", v.description)) if val}
