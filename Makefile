@@ -21,9 +21,11 @@ $(STAMP): setup.cfg setup.py
 
 PORT   ?= 5000
 
+# The demo serves on 127.0.0.1 as a city intranet: callers without credentials read every
+# department's shared data (not the restricted; see "Who sees what" in the README).
 demo: $(STAMP)
 	$(BIN)/geoplatform demo --store $(STORE)
-	$(BIN)/geoplatform serve --store $(STORE) --host 127.0.0.1 --port $(PORT)
+	GEOPLATFORM_ANONYMOUS_ROLES='{"*": "reader"}' $(BIN)/geoplatform serve --store $(STORE) --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -45,8 +45,21 @@ class Settings(BaseSettings):
     compact_grace_s: float = Field(default=3600.0, ge=0, description="How long the files a compaction replaced "
                                    "stay on disk for readers that still name them (seconds)")
     progress: bool | None = Field(default=None, description="Progress bars; None: only on a terminal")
-    api_key: str | None = Field(default=None, description="Key that writes through the API must present "
-                                "(X-API-Key or Authorization: Bearer); None: the API takes no writes")
+    api_key: str | None = Field(default=None, description="The server's own key (X-API-Key or Authorization: "
+                                "Bearer): whoever holds it reads and writes every dataset; None: no such key")
+    access_file: Path | None = Field(default=None, description="The users of the platform: their roles per "
+                                     "department and the SHA-256 of their API keys (YAML, `geoplatform access "
+                                     "key` adds to it); None: no user keys")
+    jwt_secret: str | None = Field(default=None, description="Secret of HS256 bearer tokens (JWT)")
+    jwt_public_key: str | None = Field(default=None, description="PEM public key of RS256 / ES256 bearer tokens")
+    jwt_audience: str | None = Field(default=None, description="The aud a bearer token must name, if set")
+    jwt_issuer: str | None = Field(default=None, description="The iss a bearer token must name, if set")
+    anonymous_roles: dict[str, str] = Field(
+        default_factory=dict, description="Roles a caller without credentials has, by department ('*': every "
+        "department's shared data): {} serves the public (public datasets only); {\"*\": \"reader\"} an intranet "
+        "whose callers are all the city's staff. Restricted data is never anonymous")
+    audit_log: Path | None = Field(default=None, description="Where the server appends its audit log (JSON "
+                                   "lines: every write and every read of restricted data); None: no log")
     request_threads: int = Field(default=4, ge=1, le=256, description="Threads per server worker process that "
                                  "answer requests (reading, rendering); more requests wait for one")
     dask_scheduler: str | None = Field(default=None, description="Address of a dask.distributed scheduler "

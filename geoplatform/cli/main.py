@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from geoplatform.cli.access import access
 from geoplatform.cli.city import city, demo
 from geoplatform.cli.dataset import dataset
 from geoplatform.cli.options import PlatformGroup
@@ -25,3 +26,4 @@ cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(pygeoapi_config)
 cli.add_command(store)
+cli.add_command(access)

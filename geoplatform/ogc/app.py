@@ -8,13 +8,19 @@ Served so far: landing page, conformance, the OpenAPI 3.0 document,
 collections and each collection's metadata, items and single items (Features
 Part 1 core and GeoJSON, Part 2 CRS, Part 3 CQL2 filtering), queryables, and
 create / replace / update / delete of items on editable layers (Part 4, with
-ETag / If-Match; writes need the configured API key).
+ETag / If-Match).
+
+Every request passes through :class:`_Access` first: its credentials (API key
+or JWT) make a principal, and the request sees the platform as that principal
+may (:meth:`Platform.view`): collections it may not read are absent from every
+route and listing. Writes need an editor of the dataset's department; writes
+and reads of restricted data go to the audit log.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
+import re
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,6 +37,9 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from geoplatform.access.audit import AuditLog
+from geoplatform.access.credentials import AccessFile, JwtConfig, anonymous, authenticate
+from geoplatform.access.policy import Principal, can_read, can_write
 from geoplatform.catalog.describe import describe
 from geoplatform.catalog.layers import (
     AggregateLayerConfig, GridLayerConfig, LayerConfig, SeriesLayerConfig, load_aggregate_layers, load_grid_layers,
@@ -88,6 +97,31 @@ class Platform:
     grids: dict[str, GridLayerConfig] = field(default_factory=dict)
     series: dict[str, SeriesLayerConfig] = field(default_factory=dict)
     aggregates: dict[str, AggregateLayerConfig] = field(default_factory=dict)
+    #: per collection, the specs (datasets, grids) whose open levels decide who sees it
+    entries: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    pages: Any = None
+    _views: dict[Any, "Platform"] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def visible(self, who: Principal, cid: str) -> bool:
+        return all(can_read(who, e) for e in self.entries.get(cid, ()))
+
+    def view(self, who: Principal) -> "Platform":
+        """What ``who`` may see of the platform: only the collections whose every
+        dataset it may read (the others do not exist for it)."""
+        key = who.key
+        v = self._views.get(key)
+        if v is None:
+            def keep(d: dict[str, Any]) -> dict[str, Any]:
+                return {k: x for k, x in d.items() if self.visible(who, k)}
+
+            v = Platform(self.cube, keep(self.layers), self.catalog, keep(self.grids), keep(self.series),
+                         keep(self.aggregates), self.entries)
+            if self.pages is not None:
+                v.pages = Pages(v, self.pages.store)
+            with self._lock:
+                v = self._views.setdefault(key, v)
+        return v
 
     def layer(self, cid: str) -> LayerConfig:
         layer = self.layers.get(cid)
@@ -150,7 +184,7 @@ def _params(request: Request) -> dict[str, str]:
 async def landing(request: Request) -> Response:
     _no_params(request)
     base = _base(request)
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     doc = {
         "title": f"{p.catalog.city.name} spatio-temporal platform",
         "description": p.catalog.city.description or "",
@@ -164,13 +198,13 @@ async def landing(request: Request) -> Response:
         ],
     }
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.landing, base, doc)
+        return await run_in_threadpool(request.state.pages.landing, base, doc)
     return _json(doc)
 
 
 async def api(request: Request) -> Response:
     _no_params(request)
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     specs = {layer.dataset: p.cube.dataset(layer.dataset) for layer in p.layers.values()}
     doc = openapi_document(p.layers, specs, f"{p.catalog.city.name} spatio-temporal platform", _base(request))
     doc["paths"].update(R.openapi_paths())
@@ -180,7 +214,7 @@ async def api(request: Request) -> Response:
     doc["paths"].update(ES.openapi_paths(p.series))
     doc["paths"].update(EA.openapi_paths(p.aggregates))
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.render, _base(request), "openapi/swagger.html",
+        return await run_in_threadpool(request.state.pages.render, _base(request), "openapi/swagger.html",
                                        {"openapi-document-path": f"{_base(request)}/api"})
     return _json(doc, media=OPENAPI)
 
@@ -189,7 +223,7 @@ async def conformance(request: Request) -> Response:
     _no_params(request)
     doc = {"conformsTo": list(CONFORMANCE)}
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.conformance, _base(request), doc)
+        return await run_in_threadpool(request.state.pages.conformance, _base(request), doc)
     return _json(doc)
 
 
@@ -224,7 +258,7 @@ def _collection(p: Platform, layer: LayerConfig, base: str) -> dict[str, Any]:
 
 async def collections(request: Request) -> Response:
     _no_params(request)
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     base = _base(request)
     cols = await run_in_threadpool(lambda: [_collection(p, layer, base) for layer in p.layers.values()])
     cols.append(R.catalog_collection(base, [(c["extent"]["spatial"]["bbox"][0], c["extent"]["temporal"]["interval"][0])
@@ -236,13 +270,13 @@ async def collections(request: Request) -> Response:
         {"href": f"{base}/collections", "rel": "self", "type": JSON, "title": "Collections"},
         {"href": f"{base}/collections?f=html", "rel": "alternate", "type": HTML, "title": "Collections as HTML"}]}
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.collections, base, doc)
+        return await run_in_threadpool(request.state.pages.collections, base, doc)
     return _json(doc)
 
 
 async def collection(request: Request) -> Response:
     _no_params(request)
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     cid = request.path_params["cid"]
     if cid in p.grids:
         doc = await run_in_threadpool(E.collection, p.cube, p.grids[cid], _base(request))
@@ -253,13 +287,13 @@ async def collection(request: Request) -> Response:
     else:
         doc = await run_in_threadpool(_collection, p, p.layer(cid), _base(request))
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.collection, _base(request), doc)
+        return await run_in_threadpool(request.state.pages.collection, _base(request), doc)
     return _json(doc)
 
 
 async def queryables_(request: Request) -> Response:
     _no_params(request)
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     layer = p.layer(request.path_params["cid"])
     spec = p.cube.dataset(layer.dataset)
     props: dict[str, Any] = {}
@@ -276,13 +310,13 @@ async def queryables_(request: Request) -> Response:
     doc = {"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": href, "type": "object",
            "title": layer.title or spec.title or layer.id, "properties": props}
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.queryables, _base(request), layer.id, doc)
+        return await run_in_threadpool(request.state.pages.queryables, _base(request), layer.id, doc)
     return _json(doc, media="application/schema+json")
 
 
 async def schema_(request: Request) -> Response:
     _no_params(request)
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     base = _base(request)
     cid = request.path_params["cid"]
     if cid in p.grids:
@@ -291,12 +325,12 @@ async def schema_(request: Request) -> Response:
     layer = p.layer(cid)
     doc = F.schema(p.cube.dataset(layer.dataset), layer, f"{base}/collections/{layer.id}/schema")
     if wants_html(request):
-        return await run_in_threadpool(request.app.state.pages.schema, base, layer.id, doc)
+        return await run_in_threadpool(request.state.pages.schema, base, layer.id, doc)
     return _json(doc, media="application/schema+json")
 
 
 async def items(request: Request) -> Response:
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     if request.path_params["cid"] in p.series:
         cid = request.path_params["cid"]
         status, headers, body = await run_in_threadpool(ES.items, p.cube, p.series[cid], _params_edr(request), None,
@@ -311,13 +345,13 @@ async def items(request: Request) -> Response:
     status, headers, body = await run_in_threadpool(F.items, p.cube, layer, params, url)
     if html:
         offset = int(params.get("offset", 0))  # F.items has checked it
-        return await run_in_threadpool(request.app.state.pages.items, _base(request), layer.id,
+        return await run_in_threadpool(request.state.pages.items, _base(request), layer.id,
                                        layer.title or layer.id, orjson.loads(body), offset)
     return Response(body, status_code=status, headers=headers)
 
 
 async def item(request: Request) -> Response:
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     if request.path_params["cid"] in p.series:
         status, headers, body = await run_in_threadpool(ES.items, p.cube, p.series[request.path_params["cid"]],
                                                         _params_edr(request), request.path_params["fid"])
@@ -330,30 +364,25 @@ async def item(request: Request) -> Response:
         params.pop("crs", None)  # the page's map draws CRS84
     status, headers, body = await run_in_threadpool(F.item, p.cube, layer, fid, params, url)
     if html:
-        return await run_in_threadpool(request.app.state.pages.item, _base(request), layer.id,
+        return await run_in_threadpool(request.state.pages.item, _base(request), layer.id,
                                        layer.title or layer.id, orjson.loads(body))
     return Response(body, status_code=status, headers=headers)
 
 
-def _authorised(request: Request) -> None:
-    """Writes need the configured API key; with none configured, no writes at all."""
-    key = request.app.state.settings.api_key
-    if key is None:
-        raise Forbidden("this server takes no writes (no API key is configured)")
-    given = request.headers.get("x-api-key")
-    auth = request.headers.get("authorization", "")
-    if given is None and auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if given is None:
-        raise Unauthorized("writes need the API key (X-API-Key, or Authorization: Bearer)")
-    if not hmac.compare_digest(given, key):
-        raise Forbidden("the API key is not valid")
+def _authorised(request: Request, layer: LayerConfig) -> None:
+    """Writes need an editor (or above) of the dataset's department, or the server's own key."""
+    who: Principal = request.state.principal
+    if who.anonymous:
+        raise Unauthorized("writes need credentials: an API key (X-API-Key) or a bearer token")
+    p: Platform = request.state.platform
+    if not all(can_write(who, e) for e in p.entries.get(layer.id, ())):
+        raise Forbidden(f"{who.name!r} may not change {layer.id!r}: that needs an editor of its department")
 
 
 async def create_item(request: Request) -> Response:
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     layer = p.layer(request.path_params["cid"])
-    _authorised(request)
+    _authorised(request, layer)
     url = f"{_base(request)}/collections/{layer.id}/items"
     body = await request.body()
     status, headers, out = await run_in_threadpool(T.create, p.cube, layer, body, request.headers, url)
@@ -361,9 +390,9 @@ async def create_item(request: Request) -> Response:
 
 
 async def write_item(request: Request) -> Response:
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     layer = p.layer(request.path_params["cid"])
-    _authorised(request)
+    _authorised(request, layer)
     fid = request.path_params["fid"]
     if request.method == "DELETE":
         result = await run_in_threadpool(T.delete, p.cube, layer, fid, request.headers)
@@ -376,7 +405,7 @@ async def write_item(request: Request) -> Response:
 
 
 async def item_history(request: Request) -> Response:
-    p: Platform = request.app.state.platform
+    p: Platform = request.state.platform
     layer = p.layer(request.path_params["cid"])
     fid = request.path_params["fid"]
     if _params(request):
@@ -405,6 +434,88 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     # each). A small fixed number of threads serves the same requests with less CPU.
     anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.settings.request_threads
     yield
+
+
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_COLLECTION = re.compile(r"^/collections/([^/]+)")
+
+
+class _Access:
+    """Who is asking, and what of the platform it sees: every request gets its
+    principal and its view of the platform in ``request.state``; bad credentials are
+    a 401 before anything else runs. Writes and reads of restricted data go to the
+    audit log."""
+
+    def __init__(self, app: Any, platform: "Platform", access: AccessFile | None, jwt_cfg: JwtConfig,
+                 platform_key: str | None, audit: AuditLog | None, nobody: Principal) -> None:
+        self.app, self.platform, self.access, self.jwt = app, platform, access, jwt_cfg
+        self.platform_key, self.audit, self.nobody = platform_key, audit, nobody
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+                   if k in (b"authorization", b"x-api-key")}
+        try:
+            who = authenticate(headers, self.access, self.jwt, self.platform_key, self.nobody)
+        except Unauthorized as exc:
+            body = orjson.dumps(exc.to_dict())
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"www-authenticate", b'Bearer realm="geoplatform"'),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        view = self.platform.view(who)
+        state = scope.setdefault("state", {})
+        state["principal"], state["platform"], state["pages"] = who, view, view.pages
+        audit = self._audited(scope, view)
+        if audit is None:
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            assert self.audit is not None
+            action, cid, specs = audit
+            self.audit.record(who, action, method=scope["method"], path=scope["path"],
+                              query=scope.get("query_string", b"").decode("latin-1"), collection=cid,
+                              datasets=[s.name for s in specs], open_level=[s.open_level for s in specs],
+                              status=status[0])
+
+    def _audited(self, scope: Any, view: "Platform") -> tuple[str, str, tuple[Any, ...]] | None:
+        if self.audit is None:
+            return None
+        m = _COLLECTION.match(scope["path"])
+        cid = m.group(1) if m else ""
+        specs = self.platform.entries.get(cid, ())
+        if scope["method"] in _WRITES:
+            return "write", cid, specs
+        if cid and any(s.open_level == "restricted" for s in specs) \
+                and (cid in view.layers or cid in view.grids or cid in view.series or cid in view.aggregates):
+            return "read", cid, specs
+        return None
+
+
+def _entries(cube: Cube, layers: dict[str, LayerConfig], grids: dict[str, GridLayerConfig],
+             series: dict[str, SeriesLayerConfig], aggregates: dict[str, AggregateLayerConfig]
+             ) -> dict[str, tuple[Any, ...]]:
+    """Each collection's specs: its dataset (a series: also its stations), or its grid."""
+    out: dict[str, tuple[Any, ...]] = {k: (cube.dataset(v.dataset),) for k, v in layers.items()}
+    if grids:
+        store = cube.backend.grids()
+        out.update({k: (store.row(v.grid).spec,) for k, v in grids.items()})
+    out.update({k: tuple(cube.dataset(n) for n in (v.series, v.stations) if n) for k, v in series.items()})
+    out.update({k: (cube.dataset(v.aggregate),) for k, v in aggregates.items()})
+    return out
 
 
 def create_app(settings: Settings | None = None, *, store: str | Path | None = None,
@@ -454,15 +565,23 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
         exception_handlers={GeoPlatformError: platform_error, HTTPException: http_error},
     )
     MP.check_styles(grids)
-    app.state.platform = Platform(cube, layers, cat, grids, series, aggregates)
+    platform = Platform(cube, layers, cat, grids, series, aggregates, _entries(cube, layers, grids, series,
+                                                                              aggregates))
+    app.state.platform = platform
     # pyproj builds a transformer on first use (about half a second or more each): build
     # those the layers offer in the background, not in the first requests.
     pairs = {(cube.dataset(v.dataset).storage_crs, c) for v in layers.values()
              for c in (*v.crs, "OGC:CRS84", "EPSG:3857")}
     pairs |= {(b, a) for a, b in pairs}
     threading.Thread(target=warm_transforms, args=(sorted(pairs),), name="warm-transforms", daemon=True).start()
-    app.state.pages = Pages(app.state.platform, Path(store if store is not None else settings.store).resolve())
+    platform.pages = Pages(platform, Path(store if store is not None else settings.store).resolve())
     app.state.settings = settings
+    departments = {d.id for d in cat.departments}
+    access = AccessFile.load(settings.access_file, departments) if settings.access_file else None
+    audit = AuditLog(settings.audit_log) if settings.audit_log else None
+    jwt_cfg = JwtConfig(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience, settings.jwt_issuer)
+    app.add_middleware(_Access, platform=platform, access=access, jwt_cfg=jwt_cfg,
+                       platform_key=settings.api_key, audit=audit, nobody=anonymous(settings.anonymous_roles))
     return app
 
 

@@ -334,7 +334,7 @@ def coverage_routes(params_of: Any) -> list[Any]:
     from starlette.routing import Route
 
     async def run(request: Request) -> Response:
-        p = request.app.state.platform
+        p = request.state.platform
         layer = p.grid_layer(request.path_params["cid"])
         status, headers, body = await run_in_threadpool(coverage, p.cube, layer, params_of(request),
                                                         request.headers.get("accept"))

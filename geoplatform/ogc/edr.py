@@ -681,7 +681,7 @@ def edr_routes(params_of: Any) -> list[Any]:
 
     def handler(query_type: str) -> Any:
         async def run(request: Request) -> Response:
-            p = request.app.state.platform
+            p = request.state.platform
             cid = request.path_params["cid"]
             loc = request.path_params.get("locId")
             if cid in p.series:
@@ -691,9 +691,9 @@ def edr_routes(params_of: Any) -> list[Any]:
                 status, headers, body = await run_in_threadpool(EA.query, p.cube, p.aggregates[cid], query_type,
                                                                 params_of(request))
             else:
+                layer = p.grid_layer(cid)  # "no collection" unless the caller sees it
                 if query_type == "locations":
                     raise DatasetNotFound(f"collection {cid!r} has no locations (it is a grid: see its queries)")
-                layer = p.grid_layer(cid)
                 status, headers, body = await run_in_threadpool(query, p.cube, layer, query_type, params_of(request))
             return Response(body, status_code=status, headers=headers)
         return run

@@ -330,7 +330,7 @@ def map_routes(params_of: Any) -> list[Any]:
         return Response(orjson.dumps(doc), media_type=JSON)
 
     def layer_of(request: Request) -> GridLayerConfig:
-        return request.app.state.platform.grid_layer(request.path_params["cid"])  # type: ignore[no-any-return]
+        return request.state.platform.grid_layer(request.path_params["cid"])  # type: ignore[no-any-return]
 
     def only_f(request: Request) -> None:
         params = params_of(request)
@@ -349,14 +349,14 @@ def map_routes(params_of: Any) -> list[Any]:
         layer = layer_of(request)
         tms = svc.tms(request.path_params["tmsId"])
         href = f"{base_of(request)}/collections/{layer.id}/map/tiles/{tms.id}"
-        return respond(await run_in_threadpool(tileset, svc, request.app.state.platform.cube, layer, tms, href,
+        return respond(await run_in_threadpool(tileset, svc, request.state.platform.cube, layer, tms, href,
                                                base_of(request)))
 
     async def tile_(request: Request) -> Response:
         layer = layer_of(request)
         tms = svc.tms(request.path_params["tmsId"])
         pp = request.path_params
-        status, headers, body = await run_in_threadpool(tile, svc, request.app.state.platform.cube, layer, tms,
+        status, headers, body = await run_in_threadpool(tile, svc, request.state.platform.cube, layer, tms,
                                                         pp["z"], pp["y"], pp["x"], params_of(request))
         return Response(body, status_code=status, headers=headers)
 

@@ -71,7 +71,7 @@ def _items_params(layer: LayerConfig, spec: DatasetSpec) -> list[dict[str, Any]]
 
 def _write_op(op_id: str, summary: str, ok: str, *, body: bool = True, path_id: bool = True) -> dict[str, Any]:
     op: dict[str, Any] = {
-        "summary": summary, "operationId": op_id, "security": [{"apiKey": []}],
+        "summary": summary, "operationId": op_id, "security": [{"apiKey": []}, {"bearer": []}],
         "responses": {ok: {"description": "Done"}, "400": _EXCEPTION, "401": _EXCEPTION, "403": _EXCEPTION,
                       "404": _EXCEPTION, "405": _EXCEPTION, "409": _EXCEPTION, "412": _EXCEPTION},
     }
@@ -151,5 +151,7 @@ def openapi_document(layers: dict[str, LayerConfig], specs: dict[str, DatasetSpe
             "schemas": {"exception": {
                 "type": "object", "required": ["code"],
                 "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}},
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or API key"}}},
     }

@@ -449,7 +449,7 @@ def records_routes(read_params: ParamsReader) -> list[Route]:
             raise InvalidParameterValue(f"unknown query parameters {extra}; this resource takes only f")
 
     async def records_of(request: Request) -> list[dict[str, Any]]:
-        p = request.app.state.platform
+        p = request.state.platform
         return await run_in_threadpool(catalog_records, p.cube, p.layers, p.catalog, _base(request))
 
     async def collection(request: Request) -> Response:
@@ -485,7 +485,7 @@ def records_routes(read_params: ParamsReader) -> list[Route]:
 
     async def stac_root(request: Request) -> Response:
         none_but_f(request)
-        p = request.app.state.platform
+        p = request.state.platform
         base = _base(request)
         children = [(layer.title or layer.dataset, f"{base}/stac/collections/{layer.dataset}")
                     for layer in p.layers.values()]
@@ -494,7 +494,7 @@ def records_routes(read_params: ParamsReader) -> list[Route]:
 
     async def stac_collection(request: Request) -> Response:
         none_but_f(request)
-        p = request.app.state.platform
+        p = request.state.platform
         name = request.path_params["name"]
         layer = next((v for v in p.layers.values() if v.dataset == name), None)
         if layer is None:

@@ -667,7 +667,7 @@ def tile_routes(settings: TileSettings | None = None) -> list[Route]:
         return _json(svc.tms(request.path_params["tmsId"]).to_dict())
 
     def _layers(request: Request, params: dict[str, str]) -> tuple[list[LayerConfig], str, str]:
-        p = request.app.state.platform
+        p = request.state.platform
         base = _base(request)
         cid = request.path_params.get("cid")
         if cid is None:
@@ -687,7 +687,7 @@ def tile_routes(settings: TileSettings | None = None) -> list[Route]:
     async def tileset_(request: Request) -> Response:
         params = _params(request)
         _check_params(params, _allowed(request), ("json", "tilejson"))
-        p = request.app.state.platform
+        p = request.state.platform
         tms = svc.tms(request.path_params["tmsId"])
         layers, href, title = _layers(request, dict(params))
         if params.get("f") == "tilejson" and tms.id != "WebMercatorQuad":
@@ -701,7 +701,7 @@ def tile_routes(settings: TileSettings | None = None) -> list[Route]:
     async def tile_(request: Request) -> Response:
         params = _params(request)
         _check_params(params, _allowed(request), ("mvt",))
-        p = request.app.state.platform
+        p = request.state.platform
         tms = svc.tms(request.path_params["tmsId"])
         layers, _, _ = _layers(request, params)
         pp = request.path_params

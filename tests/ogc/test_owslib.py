@@ -12,7 +12,7 @@ def test_owslib_reads_collections_items_and_filters(server: str) -> None:  # noq
     api = Features(server)
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in api.conformance()["conformsTo"]
     ids = [c["id"] for c in api.collections()["collections"]]
-    assert "water-pipes" in ids and len(ids) == 17  # with the EDR stations, incidents grid and PM2.5 grid
+    assert "water-pipes" in ids and len(ids) == 16  # with the EDR stations, incidents grid and PM2.5 grid; no restricted layer
     assert api.collection("incidents")["storageCrs"].endswith("/EPSG/0/4490")
     page = api.collection_items("incidents", limit=7, sortby=("severity", "desc"))
     assert page["numberReturned"] == 7 and page["features"][0]["properties"]["severity"] == 5

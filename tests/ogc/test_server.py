@@ -60,8 +60,11 @@ def serving(work: Path, args: list[str] = (), env: dict[str, str] | None = None,
     exe = Path(sys.executable).parent / "geoplatform"
     # The log goes to a file: an unread pipe fills up and stalls the server.
     log = open(work / "server.log", "wb")  # noqa: SIM115
+    # Served as an intranet unless the test says otherwise: callers without credentials read every
+    # department's shared data (the access tests serve the public and give credentials).
+    env = {"GEOPLATFORM_ANONYMOUS_ROLES": '{"*": "reader"}', **(env or {})}
     proc = subprocess.Popen([str(exe), "serve", "--store", str(work / "store"), "--port", str(port), *args],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}{probe}", proc, work / "server.log")
@@ -94,9 +97,9 @@ def test_landing_conformance_collections(server: str) -> None:
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in conf
     cols = httpx.get(f"{server}/collections").json()["collections"]
-    # 13 feature layers, the stations of the air-quality series, the daily incidents grid, the PM2.5 grid,
-    # the catalog
-    assert len(cols) == 17 and {c["itemType"] for c in cols} == {"feature", "record", "coverage"}
+    # 12 feature layers (not the restricted population grid: an intranet caller is no member of its
+    # department), the stations of the air-quality series, the daily incidents grid, the PM2.5 grid, the catalog
+    assert len(cols) == 16 and {c["itemType"] for c in cols} == {"feature", "record", "coverage"}
     inc = next(c for c in cols if c["id"] == "incidents")
     assert inc["storageCrs"] == "http://www.opengis.net/def/crs/EPSG/0/4490"
     assert inc["extent"]["temporal"]["interval"][0][0].startswith("2024-12-31") or \
@@ -105,11 +108,11 @@ def test_landing_conformance_collections(server: str) -> None:
 
 def test_gdal_reads_every_collection_to_the_end(server: str) -> None:
     listed = [name for name, _ in pyogrio.list_layers(f"OAPIF:{server}")]
-    assert len(listed) == 17 and "catalog" in listed  # GDAL lists every collection
+    assert len(listed) == 16 and "catalog" in listed  # GDAL lists every collection it may see
     cols = {c["id"]: c for c in httpx.get(f"{server}/collections").json()["collections"]}
     # every collection of features is read to the end; the coverages (the grids) have no items
     layers = [name for name in listed if name != "catalog" and cols[name]["itemType"] == "feature"]
-    assert len(layers) == 14 and "air-quality-stations" in layers
+    assert len(layers) == 13 and "air-quality-stations" in layers  # not the restricted population grid
     for name in layers:
         matched = httpx.get(f"{server}/collections/{name}/items", params={"limit": 1}).json()["numberMatched"]
         df = pyogrio.read_dataframe(f"OAPIF:{server}", layer=name)

@@ -35,6 +35,8 @@ from geoplatform.storage.geoparquet import SAMPLES, fid_hash
 from tests.ogc.test_server import ROOT, running_server
 
 SETS = load_tile_matrix_sets()
+#: served as an intranet: callers without credentials read every department's shared data
+INTRANET = Settings(anonymous_roles={"*": "reader"})
 XIAN = (108.95, 34.27)  # the middle of the sample city, lon/lat
 
 
@@ -363,7 +365,7 @@ def city_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_commit_invalidates_only_the_tiles_over_what_it_changed(city_store: Path) -> None:
-    client = TestClient(create_app(Settings(), store=city_store))
+    client = TestClient(create_app(INTRANET, store=city_store))
     z, (row, col) = "15", tile_at("WebMercatorQuad", "15")
     grid = [(row + dr, col + dc) for dr in range(-2, 3) for dc in range(-2, 3)]
 
@@ -444,7 +446,7 @@ def test_the_storage_crs_pre_test_of_tiny_polygons_changes_no_tile(tmp_path: Pat
 def test_the_feature_cap_thins_and_says_so(city_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEOPLATFORM_TILES_MAX_FEATURES", "500")
     monkeypatch.setenv("GEOPLATFORM_TILES_SAMPLE_MIN_FEATURES", "500")
-    client = TestClient(create_app(Settings(), store=city_store))
+    client = TestClient(create_app(INTRANET, store=city_store))
     meta = client.get("/collections/air-quality/tiles/WebMercatorQuad").json()
     assert meta["layers"][0]["featureLimit"]["maxFeaturesPerTile"] == 500
     z = meta["tileMatrixSetLimits"][0]["tileMatrix"]

@@ -62,7 +62,7 @@ def test_writes_need_the_key_and_an_editable_layer(srv: tuple[str, object]) -> N
     url, _ = srv
     items = f"{url}/collections/water-valves/items"
     assert httpx.post(items, json=_valve("V-NOKEY")).status_code == 401
-    assert httpx.post(items, json=_valve("V-BADKEY"), headers={"X-API-Key": "wrong"}).status_code == 403
+    assert httpx.post(items, json=_valve("V-BADKEY"), headers={"X-API-Key": "wrong"}).status_code == 401
     ok = httpx.post(items, json=_valve("V-BEARER"), headers={"Authorization": f"Bearer {KEY}"})
     assert ok.status_code == 201
     r = httpx.post(f"{url}/collections/districts/items", json=_valve("D-X"), headers=H)

@@ -1,0 +1,203 @@
+"""Access control over HTTP: who sees which collections, who may write, and the audit log.
+
+The sample city is served to the public (no roles without credentials), with an
+access file of users holding API keys, HS256 bearer tokens and an audit log.
+What each caller may see is worked out here from the catalog's own open levels
+(public; shared with the owner, the departments named and the platform's
+operators; restricted to the owner), independently of the server's policy code,
+and every route of every collection is called as each caller: a collection a
+caller may not see must answer 404 everywhere and be named in no listing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import yaml
+
+from geoplatform.access.audit import read_audit
+from geoplatform.access.credentials import AccessFile
+from tests.ogc.test_server import ROOT, running_server
+
+SECRET = "a-test-signing-secret-of-32-bytes!!"
+PLATFORM_KEY = "platform-key-for-access-tests"
+CITY = yaml.safe_load((ROOT / "catalogs" / "sample_city.yaml").read_text())
+LEVELS = {d["name"]: (d.get("department"), d.get("open_level", "public"), tuple(d.get("shared_with") or ()))
+          for d in CITY["datasets"]}
+LEVELS.update({g["name"]: (g.get("department"), g.get("open_level", "public"), tuple(g.get("shared_with") or ()))
+               for g in CITY.get("grids") or ()})
+
+
+def layer_sources() -> dict[str, list[str]]:
+    """Each collection of the layers folder and the datasets (or grid) it shows."""
+    out = {}
+    for f in sorted((ROOT / "layers").rglob("*.yaml")):
+        d = yaml.safe_load(f.read_text())
+        names = [d[k] for k in ("dataset", "grid", "series", "aggregate", "stations") if d.get(k)]
+        out[d["id"]] = names
+    return out
+
+
+def may_see(roles: dict[str, str], dataset: str) -> bool:
+    dep, level, shared = LEVELS[dataset]
+    if level == "public":
+        return True
+    if dep in roles:
+        return True
+    if level == "shared":
+        return "*" in roles or any(d in roles for d in shared)
+    return False
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("access")
+    access_file = work / "access.yaml"
+    deps = {d["id"] for d in yaml.safe_load((ROOT / "catalogs" / "departments.yaml").read_text())["departments"]}
+    af = AccessFile.load(access_file, deps)
+    keys = {"wu": af.add_key("wu", {"water": "editor"}, deps),
+            "guo": af.add_key("guo", {"public_security": "reader"}, deps),
+            "shen": af.add_key("shen", {"housing": "steward", "planning": "reader"}, deps)}
+    exp = int(time.time()) + 3600
+    tokens = {"zhao": jwt.encode({"sub": "zhao", "exp": exp, "department": "planning", "role": "reader"}, SECRET),
+              "ops": jwt.encode({"sub": "ops", "exp": exp, "roles": {"*": "reader"}}, SECRET)}
+    env = {"GEOPLATFORM_ANONYMOUS_ROLES": "{}", "GEOPLATFORM_ACCESS_FILE": str(access_file),
+           "GEOPLATFORM_JWT_SECRET": SECRET, "GEOPLATFORM_AUDIT_LOG": str(work / "audit.log"),
+           "GEOPLATFORM_API_KEY": PLATFORM_KEY}
+    callers = {
+        "anonymous": ({}, {}),
+        "water editor (API key)": ({"water": "editor"}, {"X-API-Key": keys["wu"]}),
+        "public security reader (API key, bearer)": ({"public_security": "reader"},
+                                                     {"Authorization": f"Bearer {keys['guo']}"}),
+        "housing steward and planning reader (API key)": ({"housing": "steward", "planning": "reader"},
+                                                          {"X-API-Key": keys["shen"]}),
+        "planning reader (JWT)": ({"planning": "reader"}, {"Authorization": f"Bearer {tokens['zhao']}"}),
+        "operator (JWT)": ({"*": "reader"}, {"Authorization": f"Bearer {tokens['ops']}"}),
+    }
+    with running_server(work, env) as url:
+        yield {"url": url, "callers": callers, "work": work, "keys": keys}
+
+
+def routes(cid: str) -> list[str]:
+    c = f"/collections/{cid}"
+    return [c, f"{c}?f=html", f"{c}/items?limit=2", f"{c}/items/1", f"{c}/queryables", f"{c}/schema",
+            f"{c}/items/1/history", f"{c}/tiles", f"{c}/tiles/WebMercatorQuad", f"{c}/tiles/WebMercatorQuad/12/1650/3329",
+            f"{c}/position?coords=POINT(108.95 34.27)", f"{c}/locations", f"{c}/area?coords=POLYGON((108.9 34.2,"
+            f"109 34.2,109 34.3,108.9 34.2))", f"{c}/coverage?bbox=108.9,34.2,109,34.3", f"{c}/map/tiles/"
+            f"WebMercatorQuad/12/1650/3329", f"{c}/cube?bbox=108.9,34.2,109,34.3"]
+
+
+def test_no_caller_sees_a_collection_it_may_not(city: dict[str, Any]) -> None:
+    url, callers = city["url"], city["callers"]
+    layers = layer_sources()
+    checks = leaks = shown = 0
+    problems: list[str] = []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for who, (roles, headers) in callers.items():
+            visible = {cid for cid, names in layers.items() if all(may_see(roles, n) for n in names)}
+            hidden = set(layers) - visible
+            listed = {c["id"] for c in http.get("/collections", headers=headers).json()["collections"]}
+            checks += 1
+            if listed - {"catalog"} != visible:
+                leaks += len((listed - {"catalog"}) - visible)
+                problems.append(f"{who}: /collections lists {sorted(listed - {'catalog'} - visible)} it may not see"
+                                f" and misses {sorted(visible - listed)}")
+            shown += len(listed & visible)
+            texts = {p: http.get(p, headers=headers).text for p in
+                     ("/", "/api", "/tiles", "/collections?f=html", "/collections/catalog/items?limit=100",
+                      "/collections/catalog")}
+            records = {f["id"] for f in http.get("/collections/catalog/items?limit=100", headers=headers)
+                       .json()["features"]}
+            for cid in hidden:
+                for path, text in texts.items():
+                    checks += 1
+                    if f"/collections/{cid}\"" in text or f"/collections/{cid}/" in text \
+                            or f"/collections/{cid}?" in text:
+                        leaks += 1
+                        problems.append(f"{who}: {path} names {cid}")
+                for name in layers[cid]:
+                    checks += 1
+                    if name in records and not may_see(roles, name):
+                        leaks += 1
+                        problems.append(f"{who}: the catalog holds a record of {name}")
+                for path in routes(cid):
+                    checks += 1
+                    r = http.get(path, headers=headers)
+                    if r.status_code != 404:
+                        leaks += 1
+                        problems.append(f"{who}: {path} answered {r.status_code}")
+                    elif cid in r.text and "no collection" not in r.text:
+                        leaks += 1
+                        problems.append(f"{who}: {path}'s 404 says more than that it does not exist: {r.text[:120]}")
+            for cid in visible:
+                checks += 1
+                if http.get(f"/collections/{cid}", headers=headers).status_code != 200:
+                    problems.append(f"{who}: may see {cid} but /collections/{cid} is not 200")
+    print(f"\naccess leak test: {checks} checks over {len(callers)} callers and {len(layers)} collections, "
+          f"{shown} collections shown where allowed, {leaks} leaks")
+    assert not problems, "\n".join(problems[:20])
+    assert leaks == 0
+
+
+def test_bad_credentials_are_refused_never_taken_as_anonymous(city: dict[str, Any]) -> None:
+    url = city["url"]
+    expired = jwt.encode({"sub": "zhao", "exp": int(time.time()) - 10, "department": "planning"}, SECRET)
+    forged = jwt.encode({"sub": "zhao", "exp": int(time.time()) + 60, "department": "planning"}, "not-the-secret-"
+                        "but-just-as-long-!!")
+    for headers, why in (({"X-API-Key": "gpk_not-a-key"}, "API key is not valid"),
+                         ({"Authorization": f"Bearer {expired}"}, "expired"),
+                         ({"Authorization": f"Bearer {forged}"}, "not valid"),
+                         ({"Authorization": "Basic dXNlcjpwYXNz"}, "Bearer")):
+        r = httpx.get(f"{url}/collections/districts", headers=headers)
+        assert r.status_code == 401 and why in r.json()["description"], (headers, r.text)
+        assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+def _valve(fid: str) -> dict[str, Any]:
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [108.95, 34.27]},
+            "properties": {"pipe_id": "JS-000001", "status": "open", "diameter_mm": 200}}
+
+
+def test_writes_need_an_editor_of_the_department_and_are_audited(city: dict[str, Any]) -> None:
+    url, callers, work = city["url"], city["callers"], city["work"]
+    items = f"{url}/collections/water-valves/items"
+    h = {"Content-Type": "application/geo+json"}
+    before = len(read_audit(work / "audit.log"))  # what the other tests of the module did
+    # anonymous: the shared layer does not even exist for it
+    assert httpx.post(items, json=_valve("V-A1"), headers=h).status_code == 404
+    # a planning reader sees the water valves (shared with planning) but may not change them
+    planner = callers["planning reader (JWT)"][1]
+    r = httpx.post(items, json=_valve("V-A2"), headers={**h, **planner})
+    assert r.status_code == 403 and "editor" in r.json()["description"]
+    # the water department's editor may
+    editor = callers["water editor (API key)"][1]
+    r = httpx.post(items, json=_valve("V-A3"), headers={**h, **editor})
+    assert r.status_code == 201, r.text
+    assert httpx.get(f"{items}/V-A3", headers=planner).status_code == 200
+    # a restricted read by its owner is audited; a public read is not
+    owner = callers["public security reader (API key, bearer)"][1]
+    assert httpx.get(f"{url}/collections/population-grid/items?limit=1", headers=owner).status_code == 200
+    assert httpx.get(f"{url}/collections/districts/items?limit=1", headers=owner).status_code == 200
+    log = read_audit(work / "audit.log")[before:]
+    writes = [e for e in log if e["action"] == "write"]
+    # every attempt, refused ones too
+    assert [(e["who"], e["method"], e["collection"], e["status"]) for e in writes] == [
+        (None, "POST", "water-valves", 404), ("zhao", "POST", "water-valves", 403),
+        ("wu", "POST", "water-valves", 201)]
+    assert writes[2]["roles"] == {"water": "editor"} and writes[2]["via"] == "api-key"
+    reads = [e for e in log if e["action"] == "read"]
+    assert [(e["who"], e["collection"], e["datasets"], e["status"]) for e in reads] == [
+        ("guo", "population-grid", ["population_grid"], 200)]
+    assert all(e["at"].endswith("Z") for e in log)
+
+
+def test_access_file_keeps_only_hashes(city: dict[str, Any]) -> None:
+    text = Path(city["work"] / "access.yaml").read_text()
+    assert all(k not in text for k in city["keys"].values())
+    assert text.count("sha256:") == 3
