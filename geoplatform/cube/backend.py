@@ -49,6 +49,9 @@ class ScanRequest:
     #: the closed range (``None``: unbounded), so a backend may skip data whose
     #: statistics lie outside it.
     ranges: tuple[tuple[str, Any, Any], ...] = ()
+    #: ``(column, value)`` pairs when ``arrow_filter`` is exactly their conjunction of
+    #: equalities: a backend may test them with plain comparisons.
+    equals: tuple[tuple[str, Any], ...] | None = None
     with_geometry: bool = True
     fids: tuple[Any, ...] | None = None
     #: Only the first ``limit`` records in the backend's scan order are wanted (the

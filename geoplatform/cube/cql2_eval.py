@@ -588,7 +588,15 @@ def compile_ast(
                 mask &= _truthy(ctx.value(part), ctx.n)
             return mask
 
+    equals: list[tuple[str, Any]] | None = []
+    for c in conjuncts:
+        pair = _column_equals(c, queryables)
+        if pair is None:
+            equals = None
+            break
+        equals.append(pair)  # type: ignore[union-attr]
     return CompiledFilter(
+        equals=tuple(equals) if equals and residual is None else None,
         arrow=_conjoin(pushed),
         residual=residual,
         properties=frozenset(compiler.properties),
@@ -605,6 +613,23 @@ def compile_ast(
 #: Queryable types whose values order as Parquet statistics order them.
 _RANGED = ("string", "integer", "number")
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
+
+
+def _column_equals(node: Any, queryables: Mapping[str, str]) -> tuple[str, Any] | None:
+    """``property = literal`` (either way round) on a string or number queryable, else None."""
+    if type(node) is not ast.Equal:
+        return None
+    a, b = node.lhs, node.rhs
+    if isinstance(b, ast.Attribute):
+        a, b = b, a
+    if not isinstance(a, ast.Attribute) or isinstance(b, bool) or not isinstance(b, (str, int, float)):
+        return None
+    kind = queryables.get(str(a.name))
+    if kind not in _RANGED or isinstance(b, str) != (kind == "string") or b != b:
+        return None
+    if isinstance(b, int) and not -2**63 <= b < 2**63:
+        return None
+    return str(a.name), b
 
 
 def _comparison_range(op: str, a: _Val, b: _Val) -> dict[str, tuple[Any, Any]] | None:

@@ -124,6 +124,9 @@ class CompiledFilter:
     """A box every matching feature's geometry intersects, if one can be derived."""
     uses_geometry: bool = False
     """Whether ``residual`` needs the geometry array."""
+    equals: tuple[tuple[str, Any], ...] | None = None
+    """When the whole filter is ``column = literal`` conditions joined by AND: those pairs
+    (a reader may test them with plain comparisons instead of evaluating ``arrow``)."""
     ranges: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     """For some columns, a closed value range (``None``: unbounded) that every
     matching row's value lies in: a reader may skip a row group whose column

@@ -73,6 +73,7 @@ class QueryPlan:
             snapshot=self.snapshot, bbox=self.prune_bbox, t_min=t_min, t_max=t_max, columns=columns,
             arrow_filter=None if self.compiled is None else self.compiled.arrow,
             filter_columns=None if self.compiled is None else self._filter_columns(),
+            equals=None if self.compiled is None else self.compiled.equals,
             ranges=() if self.compiled is None else tuple((c, lo, hi) for c, (lo, hi)
                                                           in sorted(self.compiled.ranges.items())),
             with_geometry=with_geometry,

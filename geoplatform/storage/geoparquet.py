@@ -752,7 +752,7 @@ class GeoParquetBackend(StorageBackend):
             keyed = [f for f in firsts.values() if f.mask.any()]
             try:
                 mask = records.filter_mask(pa.concat_tables([f.filter_table for f in keyed]),
-                                           request.arrow_filter) if keyed else np.zeros(0, bool)
+                                           request.arrow_filter, request.equals) if keyed else np.zeros(0, bool)
                 applied = True
             except (KeyError, pa.ArrowException):
                 pass  # a column the filter reads is derived from one not read yet: the scan filters later

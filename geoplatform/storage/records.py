@@ -155,8 +155,20 @@ def row_mask(table: pa.Table, request: ScanRequest) -> np.ndarray:
     return mask
 
 
-def filter_mask(table: pa.Table, expr: pc.Expression) -> np.ndarray:
-    """Which rows of ``table`` meet ``expr`` (null counts as no match)."""
+def filter_mask(table: pa.Table, expr: pc.Expression,
+                equals: tuple[tuple[str, Any], ...] | None = None) -> np.ndarray:
+    """Which rows of ``table`` meet ``expr`` (null counts as no match); ``equals``, the
+    filter as (column, value) equalities when it is no more, is tested directly."""
+    if equals and all(c in table.column_names for c, _ in equals):
+        try:
+            mask = np.ones(len(table), bool)
+            for c, value in equals:
+                col = table.column(c)
+                hit = pc.equal(col, pa.scalar(value, col.type) if pa.types.is_string(col.type) else value)
+                mask &= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+            return mask
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            pass  # a column type the plain comparison does not take: evaluate the expression
     rows = table.append_column("_row", pa.array(np.arange(len(table), dtype=np.int64))).filter(expr)
     mask = np.zeros(len(table), bool)
     mask[rows.column("_row").to_numpy()] = True
