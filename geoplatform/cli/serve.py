@@ -31,7 +31,13 @@ def serve(store: Path | None, host: str, port: int, workers: int, layers_dir: Pa
 
     settings = Settings()
     # The app factory reads these in each worker process.
-    os.environ["GEOPLATFORM_STORE"] = str(store or settings.store)
+    from geoplatform.cube.cube import is_database_url
+
+    where = str(store or settings.database_url or settings.store)
+    if is_database_url(where):  # a PostGIS store
+        os.environ["GEOPLATFORM_DATABASE_URL"] = where
+    else:
+        os.environ["GEOPLATFORM_STORE"] = where
     if layers_dir is not None:
         os.environ["GEOPLATFORM_LAYERS"] = str(layers_dir)
     if catalog is not None:

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -118,8 +118,11 @@ class Cube:
         """
         return _pipeline("ingest")(self, name, source, **options)
 
-    def delete_features(self, name: str, fids: Iterable[Any], *, operation: str = "delete") -> Snapshot:
-        """End the current version of each feature in record time (its history stays)."""
+    def delete_features(self, name: str, fids: Iterable[Any], *, operation: str = "delete",
+                        expect: Mapping[Any, int] | None = None) -> Snapshot:
+        """End the current version of each feature in record time (its history stays).
+        ``expect`` (id -> version) makes it conditional, as in :meth:`ingest`."""
+        from geoplatform.errors import PreconditionFailed
         from geoplatform.storage.records import coerce_fid
 
         with self.backend.writer(name) as w:
@@ -129,6 +132,11 @@ class Cube:
             if missing:
                 raise FeatureNotFound(f"dataset {name!r} has no current features {missing[:10]}",
                                       dataset=name, fids=missing)
+            now = dict(zip(keys.column("fid").to_pylist(), keys.column("version").to_pylist()))
+            for fid, version in (expect or {}).items():
+                if now.get(coerce_fid(w.spec, fid)) != int(version):
+                    raise PreconditionFailed(f"item {fid!r} is at version {now.get(coerce_fid(w.spec, fid))}, "
+                                             f"not {version}: it changed since it was read")
             res = w.commit(None, keys.column("_loc").to_numpy(), operation=operation,
                            summary={"deleted": len(wanted)})
         return res.snapshot

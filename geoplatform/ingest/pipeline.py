@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,11 +20,11 @@ from tqdm import tqdm
 
 from geoplatform.crs import resolve_crs
 from geoplatform.cube.model import CsvOptions, DatasetSpec
-from geoplatform.errors import CRSError, IngestError, SchemaError
+from geoplatform.errors import CRSError, IngestError, PreconditionFailed, SchemaError
 from geoplatform.ingest import validate as v
 from geoplatform.ingest.geometry import encode
 from geoplatform.ingest.readers import Source, read_source
-from geoplatform.storage.records import BBOX, TS, full_schema
+from geoplatform.storage.records import BBOX, TS, coerce_fid, full_schema
 
 if TYPE_CHECKING:
     from geoplatform.cube.cube import Cube
@@ -63,7 +64,7 @@ class IngestReport:
 def ingest(cube: "Cube", name: str, source: Any, *, mode: Mode = "upsert",
            on_invalid: v.OnInvalid = "raise", source_crs: str | None = None, layer: str | None = None,
            csv: CsvOptions | dict[str, str] | None = None, fmt: str | None = None,
-           progress: bool | None = None) -> IngestReport:
+           progress: bool | None = None, expect: Mapping[Any, int] | None = None) -> IngestReport:
     """Load ``source`` into dataset ``name`` as one snapshot.
 
     ``mode``: ``upsert`` adds new features and new versions of changed ones;
@@ -72,7 +73,10 @@ def ingest(cube: "Cube", name: str, source: Any, *, mode: Mode = "upsert",
     no-op. ``on_invalid`` decides what an invalid geometry does: ``raise``
     (nothing is stored), ``warn`` (kept as is), ``fix`` (``make_valid``) or
     ``skip``. ``source_crs`` declares the input CRS where the file has none
-    or is wrong about it (GCJ-02 and BD-09 accepted).
+    or is wrong about it (GCJ-02 and BD-09 accepted). ``expect`` (feature id
+    -> version) makes the write conditional: checked under the dataset's
+    write lock, a feature at another version (changed since the caller read
+    it) fails the whole write with ``PreconditionFailed`` and nothing is stored.
     """
     if mode not in ("upsert", "append", "replace"):
         raise IngestError(f"mode must be upsert, append or replace, not {mode!r}")
@@ -81,14 +85,14 @@ def ingest(cube: "Cube", name: str, source: Any, *, mode: Mode = "upsert",
                                                   if cube.settings.progress is not None else sys.stderr.isatty())
     with tqdm(total=4, desc=f"ingest {name}", unit="step", disable=not show, leave=False) as bar:
         report = _ingest(cube, name, source, bar, mode=mode, on_invalid=on_invalid, source_crs=source_crs,
-                         layer=layer, csv=csv, fmt=fmt)
+                         layer=layer, csv=csv, fmt=fmt, expect=expect)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _ingest(cube: "Cube", name: str, source: Any, bar: Any, *, mode: Mode, on_invalid: v.OnInvalid,
             source_crs: str | None, layer: str | None, csv: CsvOptions | dict[str, str] | None,
-            fmt: str | None) -> IngestReport:
+            fmt: str | None, expect: Mapping[Any, int] | None = None) -> IngestReport:
     spec = cube.dataset(name)
     csv_opts = CsvOptions.model_validate(csv) if isinstance(csv, dict) else (csv or spec.csv)
     src = read_source(source, layer=layer or spec.layer, csv=csv_opts, fmt=fmt)
@@ -102,12 +106,12 @@ def _ingest(cube: "Cube", name: str, source: Any, bar: Any, *, mode: Mode, on_in
         # The same file again changes nothing when it was the last thing loaded;
         # for store-assigned ids (observations) also when it was loaded earlier,
         # since loading it again would only duplicate its rows.
-        if seen is not None and (seen.id == w.parent or (spec.fid is None and mode != "replace")):
+        if seen is not None and not expect and (seen.id == w.parent or (spec.fid is None and mode != "replace")):
             return IngestReport(name, src.name, seen.id, n, rows_unchanged=n, noop=True)
         table, new_spec, (skipped, invalid) = _normalise(src, spec, on_invalid, source_crs)
         bar.update()
         report = IngestReport(name, src.name, None, n, rows_skipped=skipped, invalid=invalid)
-        records, retire = _version(w, new_spec, table, mode, report)
+        records, retire = _version(w, new_spec, table, mode, report, expect)
         records = records.cast(full_schema(new_spec))
         bar.update()
         if not len(records) and not len(retire) and new_spec == spec:
@@ -220,8 +224,9 @@ def _source_crs(src: Source, declared: str | None, where: str) -> Any:
 
 
 def _version(w: Any, spec: DatasetSpec, table: pa.Table, mode: Mode,
-             report: IngestReport) -> tuple[pa.Table, np.ndarray]:
-    """Assign fids and versions; find what the input supersedes."""
+             report: IngestReport, expect: Mapping[Any, int] | None = None) -> tuple[pa.Table, np.ndarray]:
+    """Assign fids and versions; find what the input supersedes (checking the
+    versions the caller expects, under the writer's lock)."""
     n = len(table)
     if spec.fid is None:
         if mode == "replace":
@@ -238,6 +243,11 @@ def _version(w: Any, spec: DatasetSpec, table: pa.Table, mode: Mode,
     fids = table.column("fid")
     current = w.current_keys(None if mode == "replace" else fids.combine_chunks())
     cur = current.to_pandas().set_index("fid")
+    for fid, version in (expect or {}).items():
+        now = cur["version"].get(coerce_fid(spec, fid))
+        if now is None or int(now) != int(version):
+            raise PreconditionFailed(f"item {fid!r} is at version {now}, not {version}: it changed since it was read"
+                                     if now is not None else f"item {fid!r} is no longer current")
     inp = pd.Series(np.arange(n), index=fids.to_pandas())
     known = inp.index.isin(cur.index)
     if mode == "append" and known.any():

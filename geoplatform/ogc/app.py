@@ -48,7 +48,7 @@ from geoplatform.catalog.layers import (
 from geoplatform.catalog.models import CityCatalog, load_city_catalog
 from geoplatform.crs import resolve_crs, warm_transforms
 from geoplatform.cube.cql2 import SUPPORTED_CONFORMANCE
-from geoplatform.cube.cube import Cube, open_cube
+from geoplatform.cube.cube import Cube, is_database_url, open_cube
 from geoplatform.cube.query import queryables
 from geoplatform.errors import (
     CatalogError, DatasetNotFound, Forbidden, GeoPlatformError, InvalidParameterValue, StoreError, Unauthorized,
@@ -524,7 +524,8 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
     the layers of ``layers_dir`` whose datasets are in the store."""
     settings = settings or Settings()
     cat = load_city_catalog(catalog or ROOT / "catalogs" / "sample_city.yaml")
-    cube = open_cube(store if store is not None else settings.store, settings=settings)
+    where = store if store is not None else (settings.database_url or settings.store)
+    cube = open_cube(where, settings=settings)
     present = {s.name for s in cube.datasets()}
     layers = {k: v for k, v in load_layers(layers_dir or ROOT / "layers", cat).items() if v.dataset in present}
     try:
@@ -574,7 +575,7 @@ def create_app(settings: Settings | None = None, *, store: str | Path | None = N
              for c in (*v.crs, "OGC:CRS84", "EPSG:3857")}
     pairs |= {(b, a) for a, b in pairs}
     threading.Thread(target=warm_transforms, args=(sorted(pairs),), name="warm-transforms", daemon=True).start()
-    platform.pages = Pages(platform, Path(store if store is not None else settings.store).resolve())
+    platform.pages = Pages(platform, where if is_database_url(str(where)) else Path(where).resolve())
     app.state.settings = settings
     departments = {d.id for d in cat.departments}
     access = AccessFile.load(settings.access_file, departments) if settings.access_file else None

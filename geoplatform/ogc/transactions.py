@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from geoplatform.cube.cube import Cube
 
 SYSTEM_PROPERTIES = ("version", "record_from")
+#: how many times a PATCH without If-Match is applied again when another write got in first
+_PATCH_ATTEMPTS = 20
 
 
 def current_etag(cube: "Cube", layer: LayerConfig, fid: str) -> str:
@@ -35,13 +37,18 @@ def current_etag(cube: "Cube", layer: LayerConfig, fid: str) -> str:
     return etag(gdf["fid"].iat[0], int(gdf["version"].iat[0]))
 
 
-def _check_if_match(cube: "Cube", layer: LayerConfig, fid: str, headers: Mapping[str, str]) -> None:
+def _check_if_match(cube: "Cube", layer: LayerConfig, fid: str, headers: Mapping[str, str]) -> int | None:
+    """The version ``If-Match`` names (412 if it is not the current one), for the write
+    to expect under the dataset's lock; None without ``If-Match`` (or ``*``)."""
     wanted = headers.get("if-match")
     if wanted is None or wanted.strip() == "*":
-        return
-    now = current_etag(cube, layer, fid)
+        return None
+    gdf = cube.get(layer.dataset, fid)
+    version = int(gdf["version"].iat[0])
+    now = etag(gdf["fid"].iat[0], version)
     if now not in [t.strip() for t in wanted.split(",")]:
         raise PreconditionFailed(f"item {fid!r} is at {now}, not {wanted}: it changed since it was read")
+    return version
 
 
 def _feature(body: bytes) -> dict[str, Any]:
@@ -119,12 +126,13 @@ def replace(cube: "Cube", layer: LayerConfig, fid: str, body: bytes, headers: Ma
             ) -> tuple[int, dict[str, str], bytes]:
     """PUT: a new version of an existing item, from a whole feature."""
     _require(layer)
-    _check_if_match(cube, layer, fid, headers)
+    expected = _check_if_match(cube, layer, fid, headers)
     feature = _feature(body)
     if feature.get("id") not in (None, fid):
         raise InvalidParameterValue(f"the body's id {feature.get('id')!r} is not the item's id {fid!r}")
     geom, crs = _geometry(feature, headers.get("content-crs"))
-    return _write(cube, layer, fid, _frame(cube, layer, feature.get("properties") or {}, fid, geom, crs), crs)
+    return _write(cube, layer, fid, _frame(cube, layer, feature.get("properties") or {}, fid, geom, crs), crs,
+                  expected)
 
 
 def update(cube: "Cube", layer: LayerConfig, fid: str, body: bytes, headers: Mapping[str, str]
@@ -132,18 +140,31 @@ def update(cube: "Cube", layer: LayerConfig, fid: str, body: bytes, headers: Map
     """PATCH: a new version of an existing item with some properties (and/or
     the geometry) changed; what the body leaves out stays as it was."""
     _require(layer)
-    _check_if_match(cube, layer, fid, headers)
+    expected = _check_if_match(cube, layer, fid, headers)
     patch = _feature_like(body)
     if not isinstance(patch.get("properties") or {}, dict):
         raise InvalidParameterValue("the patch's properties must be an object")
-    current = cube.get(layer.dataset, fid)
-    props = {k: _plain(current[k].iat[0]) for k in current.columns if k not in ("geometry", "fid", *SYSTEM_PROPERTIES)}
-    props.update(patch.get("properties") or {})
-    if patch.get("geometry"):
-        geom, crs = _geometry(patch, headers.get("content-crs"))
-    else:
-        geom, crs = current.geometry.iat[0], resolve_crs(cube.dataset(layer.dataset).storage_crs)
-    return _write(cube, layer, fid, _frame(cube, layer, props, fid, geom, crs), crs)
+    for attempt in range(_PATCH_ATTEMPTS):
+        # the patch applies to the version read here; the write expects that version, so a
+        # write in between is never overwritten: with If-Match that is a 412, without it the
+        # patch is applied again to the newer version
+        current = cube.get(layer.dataset, fid)
+        base = int(current["version"].iat[0])
+        if expected is not None and base != expected:
+            raise PreconditionFailed(f"item {fid!r} is at version {base}, not {expected}: it changed since it was read")
+        props = {k: _plain(current[k].iat[0]) for k in current.columns
+                 if k not in ("geometry", "fid", *SYSTEM_PROPERTIES)}
+        props.update(patch.get("properties") or {})
+        if patch.get("geometry"):
+            geom, crs = _geometry(patch, headers.get("content-crs"))
+        else:
+            geom, crs = current.geometry.iat[0], resolve_crs(cube.dataset(layer.dataset).storage_crs)
+        try:
+            return _write(cube, layer, fid, _frame(cube, layer, props, fid, geom, crs), crs, base)
+        except PreconditionFailed:
+            if expected is not None or attempt == _PATCH_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _feature_like(body: bytes) -> dict[str, Any]:
@@ -165,10 +186,13 @@ def _plain(v: Any) -> Any:
 
 
 def _write(cube: "Cube", layer: LayerConfig, fid: str, frame: gpd.GeoDataFrame,
-           crs: Any) -> tuple[int, dict[str, str], bytes]:
+           crs: Any, expected: int | None = None) -> tuple[int, dict[str, str], bytes]:
     cube.get(layer.dataset, fid)  # 404 before any write
-    report = cube.ingest(layer.dataset, frame, mode="upsert", progress=False, source_crs=crs.id)
-    now = cube.get(layer.dataset, fid)
+    report = cube.ingest(layer.dataset, frame, mode="upsert", progress=False, source_crs=crs.id,
+                         expect=None if expected is None else {fid: expected})
+    # the version this write made (or left, if it changed nothing), not a later writer's
+    now = cube.get(layer.dataset, fid, as_of=report.snapshot_id) if report.snapshot_id is not None \
+        else cube.get(layer.dataset, fid)
     headers = {"ETag": etag(fid, int(now["version"].iat[0]))}
     if report.snapshot_id is not None:
         headers["X-Snapshot"] = str(report.snapshot_id)
@@ -180,6 +204,6 @@ def delete(cube: "Cube", layer: LayerConfig, fid: str, headers: Mapping[str, str
     _require(layer)
     spec = cube.dataset(layer.dataset)
     coerce_fid(spec, fid)
-    _check_if_match(cube, layer, fid, headers)
-    snap = cube.delete_features(layer.dataset, [fid])
+    expected = _check_if_match(cube, layer, fid, headers)
+    snap = cube.delete_features(layer.dataset, [fid], expect=None if expected is None else {fid: expected})
     return 204, {"X-Snapshot": str(snap.id)}, b""

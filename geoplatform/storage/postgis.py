@@ -141,6 +141,16 @@ def _binary_to_hex(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
                                  null_count=arr.null_count)
 
 
+def _fid_or_none(spec: DatasetSpec, fid: Any) -> Any:
+    """A feature id as stored, or None for one no feature can have (not an int where ids are
+    store-assigned, or text with a NUL, which PostgreSQL text cannot hold)."""
+    try:
+        value = records.coerce_fid(spec, fid)
+    except Exception:  # noqa: BLE001 - FeatureNotFound: no such id can exist
+        return None
+    return None if isinstance(value, str) and "\x00" in value else value
+
+
 class PostGISBackend(StorageBackend):
     """Datasets in PostgreSQL tables with PostGIS geometries. ``location`` is a
     database URL (``postgresql://user@host:port/dbname``)."""
@@ -478,7 +488,7 @@ class PostGISBackend(StorageBackend):
             params.append(_dt(request.t_min))
         if request.fids is not None:
             cond.append("fid = ANY(%s)")
-            params.append([records.coerce_fid(spec, f) for f in request.fids])
+            params.append([f for f in (_fid_or_none(spec, v) for v in request.fids) if f is not None])
         fields = {f.name: f for f in spec.fields}
         for col, lo, hi in request.ranges:  # a pre-filter the attribute filter implies
             f = fields.get(col)
@@ -486,6 +496,8 @@ class PostGISBackend(StorageBackend):
                 continue
             if (f.type == "string") != isinstance(lo if lo is not None else hi, str):
                 continue
+            if any(isinstance(b, str) and "\x00" in b for b in (lo, hi)):
+                continue  # PostgreSQL text holds no NUL: the filter itself still applies to the rows
             cast = "::text COLLATE \"C\"" if f.type == "string" else ""
             if lo is not None:
                 cond.append(f"{_q(col)}{cast} >= %s{cast}")
@@ -519,10 +531,12 @@ class PostGISBackend(StorageBackend):
         ds_id, spec = self._dataset(name)
         columns = records.scan_columns(spec, None, True)
         select, types = self._select(spec, ds_id, columns, with_record_to=True)
-        t = self._fetch(f"SELECT {select} FROM {self._table(ds_id)} WHERE fid = %s"
-                        f" AND record_from <= %s ORDER BY record_from, version",
-                        (records.coerce_fid(spec, fid), self._head(ds_id)), types, spec, columns)
-        return t
+        value = records.coerce_fid(spec, fid)
+        if isinstance(value, str) and "\x00" in value:  # no stored id holds a NUL
+            value = None
+        return self._fetch(f"SELECT {select} FROM {self._table(ds_id)} WHERE fid = %s"
+                           f" AND record_from <= %s ORDER BY record_from, version",
+                           (value, self._head(ds_id)), types, spec, columns)
 
     def stats(self, name: str, snapshot: int) -> DatasetStats:
         ds_id, spec = self._dataset(name)

@@ -75,12 +75,13 @@ def serving(work: Path, args: list[str] = (), env: dict[str, str] | None = None,
 
 
 @contextmanager
-def running_server(work: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(work: Path, env: dict[str, str] | None = None, args: list[str] = ()  # type: ignore[assignment]
+                   ) -> Iterator[str]:
     """``geoplatform serve`` of the sample city, built in ``work``, on a free port."""
     catalog = load_city_catalog(ROOT / "catalogs" / "sample_city.yaml")
     with gp.open_cube(work / "store") as cube:
         publish(cube, catalog, build_sample_city(work / "src"), progress=False)
-    with serving(work, env=env) as url:
+    with serving(work, args, env=env) as url:
         yield url
 
 

@@ -1,5 +1,5 @@
 """The PostGIS backend: the storage contract on a real PostgreSQL with PostGIS
-(each test in a schema of its own: see ``conftest.py``)."""
+(each test in a schema of its own: see ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
