@@ -110,35 +110,32 @@ def _dt(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=min(max(int(us), _DT_MIN), _DT_MAX))
 
 
-def _hex_to_binary(arr: pa.Array) -> pa.Array:
-    """A string array of hex digits as the binary array it spells (one C call for all rows)."""
+def _recode(arr: pa.Array | pa.ChunkedArray, source: pa.DataType, target: pa.DataType,
+            fn: Any, length: Any) -> pa.Array:
+    """Apply ``fn`` (hexlify or unhexlify) to the values of a string or binary array in one
+    C call over its data buffer; ``length`` maps the value offsets to the new ones."""
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != pa.string():
-        arr = arr.cast(pa.string())
-    if arr.offset:
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], source)
+    if arr.type != source:
+        arr = arr.cast(source)
+    if arr.offset:  # buffers from the array's first value
         arr = pa.concat_arrays([arr.slice(0, 0), arr])
     validity, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, np.int32, len(arr) + 1)
-    raw = binascii.unhexlify(memoryview(data)[off[0]:off[-1]]) if len(arr) and off[-1] > off[0] else b""
-    new = ((off - off[0]) // 2).astype(np.int32)
-    return pa.Array.from_buffers(pa.binary(), len(arr), [validity, pa.py_buffer(new.tobytes()), pa.py_buffer(raw)],
+    raw = fn(memoryview(data)[off[0]:off[-1]]) if len(arr) and off[-1] > off[0] else b""
+    new = length(off - off[0]).astype(np.int32)
+    return pa.Array.from_buffers(target, len(arr), [validity, pa.py_buffer(new.tobytes()), pa.py_buffer(raw)],
                                  null_count=arr.null_count)
+
+
+def _hex_to_binary(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A string array of hex digits as the binary array it spells."""
+    return _recode(arr, pa.string(), pa.binary(), binascii.unhexlify, lambda o: o // 2)
 
 
 def _binary_to_hex(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.binary())
-    if arr.type == pa.large_binary():
-        arr = arr.cast(pa.binary())
-    if arr.offset:
-        arr = pa.concat_arrays([arr.slice(0, 0), arr])
-    validity, offsets, data = arr.buffers()
-    off = np.frombuffer(offsets, np.int32, len(arr) + 1)
-    raw = binascii.hexlify(memoryview(data)[off[0]:off[-1]]) if len(arr) and off[-1] > off[0] else b""
-    new = ((off - off[0]) * 2).astype(np.int32)
-    return pa.Array.from_buffers(pa.string(), len(arr), [validity, pa.py_buffer(new.tobytes()), pa.py_buffer(raw)],
-                                 null_count=arr.null_count)
+    """A binary array as hex digits (how WKB travels in CSV)."""
+    return _recode(arr, pa.binary(), pa.string(), binascii.hexlify, lambda o: o * 2)
 
 
 def _fid_or_none(spec: DatasetSpec, fid: Any) -> Any:
