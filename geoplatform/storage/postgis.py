@@ -372,7 +372,7 @@ class PostGISBackend(StorageBackend):
         return int(snapshot)
 
     # reading --------------------------------------------------------------------
-    def _select(self, spec: DatasetSpec, ds_id: int, columns: list[str], *, with_loc: bool = False,
+    def _select(self, spec: DatasetSpec, columns: list[str], *, with_loc: bool = False,
                 with_record_to: bool = False) -> tuple[str, list[tuple[str, pa.DataType]]]:
         """The SELECT list for the logical ``columns`` and the Arrow type each CSV column is read as."""
         sql: list[str] = []
@@ -466,7 +466,7 @@ class PostGISBackend(StorageBackend):
                 out[extra] = raw.column(extra)
         return pa.table(out)
 
-    def _where(self, ds_id: int, request: ScanRequest, spec: DatasetSpec) -> tuple[str, list[Any]]:
+    def _where(self, request: ScanRequest, spec: DatasetSpec) -> tuple[str, list[Any]]:
         cond = ["record_from <= %s", "(record_to IS NULL OR record_to > %s)"]
         params: list[Any] = [request.snapshot, request.snapshot]
         if request.bbox is not None:
@@ -510,8 +510,8 @@ class PostGISBackend(StorageBackend):
 
     def _scan(self, ds_id: int, spec: DatasetSpec, request: ScanRequest, *, with_loc: bool = False) -> pa.Table:
         columns = records.scan_columns(spec, request.columns, request.with_geometry)
-        select, types = self._select(spec, ds_id, columns, with_loc=with_loc)
-        where, params = self._where(ds_id, request, spec)
+        select, types = self._select(spec, columns, with_loc=with_loc)
+        where, params = self._where(request, spec)
         t = self._fetch(f"SELECT {select} FROM {self._table(ds_id)} WHERE {where}", tuple(params), types, spec,
                         columns)
         expr = request.arrow_filter
@@ -520,14 +520,14 @@ class PostGISBackend(StorageBackend):
     def log(self, name: str) -> pa.Table:
         ds_id, spec = self._dataset(name)
         columns = records.scan_columns(spec, (*(f.name for f in spec.fields), "_hash"), True)
-        select, types = self._select(spec, ds_id, columns, with_record_to=True)
+        select, types = self._select(spec, columns, with_record_to=True)
         return self._fetch(f"SELECT {select} FROM {self._table(ds_id)} ORDER BY record_from, version, _row", (),
                            types, spec, columns)
 
     def history(self, name: str, fid: Any) -> pa.Table:
         ds_id, spec = self._dataset(name)
         columns = records.scan_columns(spec, None, True)
-        select, types = self._select(spec, ds_id, columns, with_record_to=True)
+        select, types = self._select(spec, columns, with_record_to=True)
         value = records.coerce_fid(spec, fid)
         if isinstance(value, str) and "\x00" in value:  # no stored id holds a NUL
             value = None
@@ -642,12 +642,13 @@ class PostGISBackend(StorageBackend):
                 spec: DatasetSpec | None, committed_at: datetime | None = None) -> tuple[Snapshot, int]:
         now = _now() if committed_at is None else _given(committed_at)
         with self._tx() as cur:
-            cur.execute("SELECT spec FROM gp_datasets WHERE id = %s FOR UPDATE", (ds_id,))
+            # the row lock serialises commits; the spec it reads is the one the rows are stored under
+            stored = DatasetSpec.model_validate(
+                cur.execute("SELECT spec FROM gp_datasets WHERE id = %s FOR UPDATE", (ds_id,)).fetchone()[0])
             head = self._head(ds_id, cur)
             if head != parent:
                 raise CommitConflict(f"dataset {name!r} moved from snapshot {parent} to {head} during this write",
                                      dataset=name)
-            stored = self._dataset(name, cur)[1]
             current = spec or stored
             if spec is not None:
                 self._add_columns(cur, ds_id, stored, spec)
