@@ -46,6 +46,8 @@ EXPECTED_ROWS: dict[str, tuple[int, int]] = {
     "sensors": (280, 320),
     "air_quality": (43200, 43200),
     "population_grid": (300, 6400),
+    "residents": (300_000, 420_000),
+    "companies": (5_000, 15_000),
     "indoor_levels": (3, 3),
     "indoor_units": (40, 100),
 }
@@ -173,7 +175,7 @@ def test_catalog_entry_well_formed(name: str) -> None:
     reserved = {e["fid"], e["valid_from"], e["valid_to"], "geometry"} - {None}
     assert not reserved & set(names), "geometry, fid and time columns are not listed in schema"
     for field in e["schema"]:
-        assert set(field) <= {"name", "type", "required", "enum", "minimum", "maximum"}
+        assert set(field) <= {"name", "type", "required", "enum", "minimum", "maximum", "unit"}
         assert field["type"] in FIELD_TYPES
 
 
@@ -403,3 +405,19 @@ def test_districts_and_population_agree(city_dir: Path) -> None:
     assert districts["population"].sum() == grid["count_total"].sum()
     assert (grid["count_65plus"] <= grid["count_total"]).all()
     assert districts["district_code"].str.fullmatch(r"99\d{4}").all()
+
+
+def test_registers_agree_with_the_population_grid(city_dir: Path) -> None:
+    """The resident register holds the residents the population grid counts, cell by cell,
+    and every company sits in a non-residential building."""
+    import geopandas as gpd
+
+    grid = gpd.read_parquet(city_dir / "population_grid.parquet")
+    people = gpd.read_parquet(city_dir / "residents.parquet")
+    assert len(people) == grid["count_total"].sum()
+    assert (people["age_band"] == "65+").sum() == grid["count_65plus"].sum()
+    cells = gpd.sjoin(people[["geometry"]], grid[["cell_id", "geometry"]], predicate="within")
+    assert (cells.groupby("cell_id").size().reindex(grid["cell_id"]).to_numpy() == grid["count_total"]).all()
+    firms = gpd.read_parquet(city_dir / "companies.parquet")
+    buildings = gpd.read_parquet(city_dir / "buildings.parquet").set_index("building_id")
+    assert (buildings.loc[firms["building_id"], "use"] != "residential").all()

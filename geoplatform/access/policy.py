@@ -13,6 +13,13 @@ A dataset (or grid) has an owner department and an open level:
 Writing needs ``editor`` or above in the owner department itself. What a
 principal may not see does not exist for it: the server answers 404 and
 lists nothing of it.
+
+Personal data (a dataset whose ``personal`` is ``natural_person`` or
+``legal_entity``) is restricted, and stricter still: only members of its own
+department read or write it row by row; the server's own key does not (it
+runs the server, it is nobody's department). Others see it only through
+aggregate layers that suppress small counts
+(:mod:`geoplatform.access.disclosure`).
 """
 
 from __future__ import annotations
@@ -81,10 +88,13 @@ class Entry:
     department: str | None
     open_level: str
     shared_with: tuple[str, ...]
+    personal: str | None
 
 
 def can_read(p: Principal, entry: Entry) -> bool:
     level = entry.open_level
+    if getattr(entry, "personal", None):
+        return is_owner(p, entry)
     if level == "public" or p.superuser:
         return True
     if p.role_in(entry.department) >= 0:
@@ -95,9 +105,11 @@ def can_read(p: Principal, entry: Entry) -> bool:
 
 
 def can_write(p: Principal, entry: Entry) -> bool:
-    return p.superuser or p.role_in(entry.department) >= _rank("editor")
+    if p.superuser and not getattr(entry, "personal", None):
+        return True
+    return p.role_in(entry.department) >= _rank("editor")
 
 
 def is_owner(p: Principal, entry: Entry) -> bool:
-    """A member of the owner department (or an operator): who may read personal data row by row."""
+    """A member of the owner department: who may read personal data row by row."""
     return p.role_in(entry.department) >= 0

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from geoplatform.catalog.models import CityCatalog, _load_yaml, _validate
 from geoplatform.crs import resolve_crs
+from geoplatform.cube.model import OpenLevel
 from geoplatform.errors import CatalogError, CRSError
 
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -159,13 +160,26 @@ class AggregateLayerConfig(_EdrLayer):
     agg: Literal["count", "sum", "mean", "min", "max"] = "count"
     variable: str | None = None
     max_cells: int = Field(default=2_000_000, ge=1, description="cells x steps one request may cover")
-
+    #: counts by class of this attribute too (its declared ``enum`` values), one
+    #: parameter per class beside the total
+    by: str | None = None
+    #: cells (and classes) counting fewer features are suppressed (null); the
+    #: default for personal data is 10 (:mod:`geoplatform.access.disclosure`)
+    min_count: int | None = Field(default=None, ge=2)
+    #: who sees the aggregate, if not the dataset's own readers: wider than the
+    #: dataset's open level only with small counts suppressed
+    open_level: OpenLevel | None = None
+    shared_with: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _agg_ok(self) -> "AggregateLayerConfig":
         LayerConfig._crs_ok((self.grid_crs,))
         if self.agg != "count" and not self.variable:
             raise ValueError(f"agg {self.agg!r} needs a variable")
+        if self.by and self.agg != "count":
+            raise ValueError(f"by {self.by!r} splits counts: it needs agg 'count', not {self.agg!r}")
+        if self.shared_with and self.open_level != "shared":
+            raise ValueError("shared_with is only for open_level 'shared'")
         return self
 
     @property

@@ -21,6 +21,9 @@ GeometryType = Literal[
     "GeometryCollection", "Geometry",
 ]
 OpenLevel = Literal["public", "shared", "restricted"]
+#: What personal data a dataset holds: records of natural persons (residents, by
+#: residence address) or of legal entities (companies, by registered address).
+Personal = Literal["natural_person", "legal_entity"]
 TimePartition = Literal["none", "year", "month", "week", "day"]
 UpdateFrequency = Literal[
     "continual", "daily", "weekly", "fortnightly", "monthly", "quarterly", "biannually",
@@ -88,6 +91,9 @@ class CatalogEntry(BaseModel):
     theme: str | None = None
     open_level: OpenLevel = "public"
     shared_with: tuple[str, ...] = ()
+    #: Personal data: restricted, never read row by row but by its own department;
+    #: opened only as aggregates with a minimum count per cell (aggregate layers).
+    personal: Personal | None = None
     licence: str | None = None
     source: str | None = None
     generated: bool = False
@@ -105,6 +111,12 @@ class CatalogEntry(BaseModel):
     def _shared(self) -> "CatalogEntry":
         if self.shared_with and self.open_level != "shared":
             raise ValueError("shared_with is only for open_level 'shared'")
+        if self.personal and self.open_level != "restricted":
+            raise ValueError(f"dataset {self.name!r} holds personal data ({self.personal}): its open_level must be "
+                             f"'restricted', not {self.open_level!r}; open it as an aggregate layer (min_count)")
+        if self.personal and not self.department:
+            raise ValueError(f"dataset {self.name!r} holds personal data ({self.personal}): it needs an owner "
+                             "department")
         return self
 
 

@@ -508,13 +508,14 @@ class _Access:
 def _entries(cube: Cube, layers: dict[str, LayerConfig], grids: dict[str, GridLayerConfig],
              series: dict[str, SeriesLayerConfig], aggregates: dict[str, AggregateLayerConfig]
              ) -> dict[str, tuple[Any, ...]]:
-    """Each collection's specs: its dataset (a series: also its stations), or its grid."""
+    """Each collection's specs: its dataset (a series: also its stations), or its grid; an
+    aggregate opened wider than its dataset, its own open level."""
     out: dict[str, tuple[Any, ...]] = {k: (cube.dataset(v.dataset),) for k, v in layers.items()}
     if grids:
         store = cube.backend.grids()
         out.update({k: (store.row(v.grid).spec,) for k, v in grids.items()})
     out.update({k: tuple(cube.dataset(n) for n in (v.series, v.stations) if n) for k, v in series.items()})
-    out.update({k: (cube.dataset(v.aggregate),) for k, v in aggregates.items()})
+    out.update({k: EA.check_layer(v, cube.dataset(v.aggregate)) for k, v in aggregates.items()})
     return out
 
 

@@ -186,13 +186,24 @@ def build_buildings(
     return out
 
 
-def build_population_grid(buildings: gpd.GeoDataFrame, rng: np.random.Generator) -> gpd.GeoDataFrame:
-    """250 m population cells in EPSG:4545 (see module docstring)."""
+def residents_per_building(buildings: gpd.GeoDataFrame, rng: np.random.Generator
+                           ) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
+    """The residential buildings, their residents and their residents aged 65 and over
+    (see module docstring): what the population grid and the resident register share."""
     res = buildings[buildings["use"] == "residential"]
     floor_area = shapely.area(res.geometry.to_numpy()) * res["floors"].to_numpy() * 0.85
     residents = rng.poisson(floor_area / 38.0)
     old = res["built_year"].to_numpy() < 2000
     seniors = rng.binomial(residents, np.where(old, 0.22, 0.12))
+    return res, residents, seniors
+
+
+def build_population_grid(buildings: gpd.GeoDataFrame, rng: np.random.Generator,
+                          counts: tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray] | None = None
+                          ) -> gpd.GeoDataFrame:
+    """250 m population cells in EPSG:4545 (see module docstring); ``counts``: those of
+    :func:`residents_per_building` when already drawn (else drawn from ``rng``)."""
+    res, residents, seniors = counts if counts is not None else residents_per_building(buildings, rng)
     cent = shapely.centroid(res.geometry.to_numpy())
     minx, miny, maxx, _ = CITY_BBOX_PROJECTED
     ncol = round((maxx - minx) / CELL_M)

@@ -15,6 +15,8 @@ roads             roads.gpkg                 :mod:`geoplatform.samples.base`
 parcels           parcels.zip (Shapefile)    :mod:`geoplatform.samples.plan`
 buildings         buildings.parquet          :mod:`geoplatform.samples.buildings`
 population_grid   population_grid.parquet    :mod:`geoplatform.samples.buildings`
+residents         residents.parquet          :mod:`geoplatform.samples.registers`
+companies         companies.parquet          :mod:`geoplatform.samples.registers`
 water_pipes       water_pipes.gpkg           :mod:`geoplatform.samples.pipes`
 water_valves      water_valves.csv           :mod:`geoplatform.samples.pipes`
 sensors           sensors.geojson            :mod:`geoplatform.samples.sensing`
@@ -46,7 +48,7 @@ import pyogrio
 import shapely
 
 from .base import build_districts, build_street_grid
-from .buildings import build_buildings, build_population_grid
+from .buildings import build_buildings, build_population_grid, residents_per_building
 from .common import (
     DEFAULT_SEED,
     GEOGRAPHIC_CRS,
@@ -63,6 +65,7 @@ from .indoor import build_indoor
 from .pipes import build_water_pipes, build_water_valves
 from .plan import build_parcels, current_parcels
 from .grids import build_pm25_grid
+from .registers import build_companies, build_residents
 from .sensing import build_air_quality, build_sensors
 
 #: dataset name -> file name, relative to the output directory
@@ -72,6 +75,8 @@ FILES: dict[str, str] = {
     "parcels": "parcels.zip",
     "buildings": "buildings.parquet",
     "population_grid": "population_grid.parquet",
+    "residents": "residents.parquet",
+    "companies": "companies.parquet",
     "water_pipes": "water_pipes.gpkg",
     "water_valves": "water_valves.csv",
     "sensors": "sensors.geojson",
@@ -142,7 +147,7 @@ def build_sample_city(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
     """Generate every source file of the sample city into ``out_dir``; return it.
 
     Deterministic for a given ``seed``; takes a few seconds and writes about
-    3 MB. Existing files of the same names are replaced.
+    5 MB. Existing files of the same names are replaced.
     """
     out_dir = Path(out_dir)
     (out_dir / "indoor").mkdir(parents=True, exist_ok=True)
@@ -154,7 +159,10 @@ def build_sample_city(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
     parcels = build_parcels(grid, block_owner, codes, rng_for(seed, "parcels"))
     in_force = current_parcels(parcels)
     buildings = build_buildings(roads, in_force, rng_for(seed, "buildings"))
-    population = build_population_grid(buildings, rng_for(seed, "population_grid"))
+    per_building = residents_per_building(buildings, rng_for(seed, "population_grid"))
+    population = build_population_grid(buildings, rng_for(seed, "population_grid"), per_building)
+    residents = build_residents(*per_building, rng_for(seed, "residents"))
+    companies = build_companies(buildings, rng_for(seed, "companies"))
 
     cell_centres = shapely.centroid(population.geometry.to_numpy())
     hit = shapely.STRtree(districts.geometry.to_numpy()).query(cell_centres, predicate="intersects")
@@ -187,6 +195,8 @@ def build_sample_city(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
     _write_zipped_shapefile(out_dir / FILES["parcels"], _valid(parcels), "parcels")
     _lonlat(_valid(buildings)).to_parquet(out_dir / FILES["buildings"], index=False)
     _valid(population).to_parquet(out_dir / FILES["population_grid"], index=False)
+    residents.to_parquet(out_dir / FILES["residents"], index=False)
+    companies.to_parquet(out_dir / FILES["companies"], index=False)
     _write_gpkg(out_dir / FILES["water_pipes"], _valid(pipes), "water_pipes")
     write_csv(out_dir / FILES["water_valves"], valves)
     write_geojson(out_dir / FILES["sensors"], _lonlat(sensors))

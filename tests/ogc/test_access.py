@@ -28,25 +28,31 @@ from tests.ogc.test_server import ROOT, running_server
 SECRET = "a-test-signing-secret-of-32-bytes!!"
 PLATFORM_KEY = "platform-key-for-access-tests"
 CITY = yaml.safe_load((ROOT / "catalogs" / "sample_city.yaml").read_text())
-LEVELS = {d["name"]: (d.get("department"), d.get("open_level", "public"), tuple(d.get("shared_with") or ()))
-          for d in CITY["datasets"]}
-LEVELS.update({g["name"]: (g.get("department"), g.get("open_level", "public"), tuple(g.get("shared_with") or ()))
-               for g in CITY.get("grids") or ()})
+LEVELS = {d["name"]: (d.get("department"), d.get("open_level", "public"), tuple(d.get("shared_with") or ()),
+                      d.get("personal")) for d in CITY["datasets"]}
+LEVELS.update({g["name"]: (g.get("department"), g.get("open_level", "public"), tuple(g.get("shared_with") or ()),
+                           None) for g in CITY.get("grids") or ()})
+SUPERUSER = {"superuser": "yes"}  # the roles of the caller holding the server's own key
 
 
-def layer_sources() -> dict[str, list[str]]:
-    """Each collection of the layers folder and the datasets (or grid) it shows."""
+def layer_sources() -> dict[str, list[tuple[Any, ...]]]:
+    """Each collection of the layers folder and the open levels of what it shows: its datasets
+    (or grid), or, for an aggregate layer that declares its own, the layer's."""
     out = {}
     for f in sorted((ROOT / "layers").rglob("*.yaml")):
         d = yaml.safe_load(f.read_text())
         names = [d[k] for k in ("dataset", "grid", "series", "aggregate", "stations") if d.get(k)]
-        out[d["id"]] = names
+        out[d["id"]] = [LEVELS[n] for n in names]
+        if d.get("open_level"):
+            out[d["id"]] = [(LEVELS[names[0]][0], d["open_level"], tuple(d.get("shared_with") or ()), None)]
     return out
 
 
-def may_see(roles: dict[str, str], dataset: str) -> bool:
-    dep, level, shared = LEVELS[dataset]
-    if level == "public":
+def may_see(roles: dict[str, str], level: tuple[Any, ...]) -> bool:
+    dep, level, shared, personal = level
+    if personal:  # personal data, row by row: its own department only
+        return dep in roles
+    if level == "public" or roles == SUPERUSER:
         return True
     if dep in roles:
         return True
@@ -79,6 +85,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                                           {"X-API-Key": keys["shen"]}),
         "planning reader (JWT)": ({"planning": "reader"}, {"Authorization": f"Bearer {tokens['zhao']}"}),
         "operator (JWT)": ({"*": "reader"}, {"Authorization": f"Bearer {tokens['ops']}"}),
+        "the server's own key": (SUPERUSER, {"X-API-Key": PLATFORM_KEY}),
     }
     with running_server(work, env) as url:
         yield {"url": url, "callers": callers, "work": work, "keys": keys}
@@ -100,7 +107,7 @@ def test_no_caller_sees_a_collection_it_may_not(city: dict[str, Any]) -> None:
     problems: list[str] = []
     with httpx.Client(base_url=url, timeout=60) as http:
         for who, (roles, headers) in callers.items():
-            visible = {cid for cid, names in layers.items() if all(may_see(roles, n) for n in names)}
+            visible = {cid for cid, levels in layers.items() if all(may_see(roles, lv) for lv in levels)}
             hidden = set(layers) - visible
             listed = {c["id"] for c in http.get("/collections", headers=headers).json()["collections"]}
             checks += 1
@@ -121,9 +128,9 @@ def test_no_caller_sees_a_collection_it_may_not(city: dict[str, Any]) -> None:
                             or f"/collections/{cid}?" in text:
                         leaks += 1
                         problems.append(f"{who}: {path} names {cid}")
-                for name in layers[cid]:
+                for name in (n for n, lv in LEVELS.items() if lv in layers[cid]):
                     checks += 1
-                    if name in records and not may_see(roles, name):
+                    if name in records and not may_see(roles, LEVELS[name]):
                         leaks += 1
                         problems.append(f"{who}: the catalog holds a record of {name}")
                 for path in routes(cid):
@@ -201,3 +208,73 @@ def test_access_file_keeps_only_hashes(city: dict[str, Any]) -> None:
     text = Path(city["work"] / "access.yaml").read_text()
     assert all(k not in text for k in city["keys"].values())
     assert text.count("sha256:") == 3
+
+
+
+def _suppressed_counts_hold(url: str, cid: str, src: Path, by: str, res: float) -> str:
+    """Ask ``cid`` for the whole city; check every shown count against the register's
+    own records, and that small counts are withheld as the rules say. Says what it saw."""
+    import geopandas as gpd
+    import numpy as np
+
+    rec = gpd.read_parquet(src).to_crs("EPSG:4545")
+    r = httpx.get(f"{url}/collections/{cid}/cube", params={"bbox": "108.83,34.17,109.07,34.37",
+                                                           "f": "CoverageJSON"}, timeout=120)
+    assert r.status_code == 200, r.text
+    cov = r.json()
+    axes = cov["domain"]["axes"]
+    xs, ys = (np.array(axes[a]["values"]) if "values" in axes[a] else
+              np.linspace(axes[a]["start"], axes[a]["stop"], axes[a]["num"]) for a in ("x", "y"))
+    col, row = np.floor(xs / res).astype(np.int64), np.floor(ys / res).astype(np.int64)
+    cells = np.floor(np.column_stack([rec.geometry.x, rec.geometry.y]) / res).astype(np.int64)
+    classes = {p: p.removeprefix("count_") for p in cov["ranges"] if p != "count"}
+    truth, got = {}, {}
+    for p in cov["ranges"]:
+        v = rec[by].astype(str).str.replace("+", "plus", regex=False).str.replace("-", "_", regex=False)
+        pick = cells if p == "count" else cells[v.to_numpy() == classes[p]]
+        t = np.zeros((len(ys), len(xs)))
+        np.add.at(t, (len(row) - 1 - np.searchsorted(row[::-1], pick[:, 1]), np.searchsorted(col, pick[:, 0])), 1)
+        truth[p] = t
+        got[p] = np.array([np.nan if v is None else v for v in cov["ranges"][p]["values"]],
+                          float).reshape(len(ys), len(xs))
+    assert truth["count"].sum() == len(rec)  # the box holds every record
+    assert sum(truth[p].sum() for p in classes) == len(rec)  # and every class is a parameter
+    for p in truth:
+        shown = ~np.isnan(got[p])
+        assert np.array_equal(got[p][shown], truth[p][shown]), p
+        assert not ((got[p][shown] > 0) & (got[p][shown] < 10)).any(), p
+        assert np.isnan(got[p][(truth[p] > 0) & (truth[p] < 10)]).all(), p
+    shown_total = ~np.isnan(got["count"])
+    withheld = sum(np.isnan(got[p]) for p in classes)
+    assert not (shown_total & (withheld == 1)).any()  # never one class alone beside its total
+    return (f"{cid}: {int((truth['count'] > 0).sum())} cells with records, {int((~shown_total).sum())} withheld "
+            f"whole, {int(withheld[shown_total].sum())} classes withheld in shown cells, "
+            f"{int(np.nansum(got['count'])):,} of {len(rec):,} records in shown totals, 0 shown counts below 10")
+
+
+def test_personal_data_leaves_only_as_suppressed_counts(city: dict[str, Any]) -> None:
+    """The resident and company registers: row by row to their departments only (not to the
+    server's own key); to everyone else, counts per cell and class that are the truth where
+    shown, with every small count withheld and no withheld class recoverable from a total."""
+    url, callers = city["url"], city["callers"]
+    police = callers["public security reader (API key, bearer)"][1]
+    for who in ("anonymous", "water editor (API key)", "operator (JWT)", "the server's own key", "public security "
+                "reader (API key, bearer)"):
+        r = httpx.get(f"{url}/collections/companies/items?limit=1", headers=callers[who][1])
+        assert r.status_code == 404, (who, r.status_code)
+        if who.startswith("public security"):
+            continue
+        r = httpx.get(f"{url}/collections/residents/items?limit=1", headers=callers[who][1])
+        assert r.status_code == 404, (who, r.status_code)
+    rows = httpx.get(f"{url}/collections/residents/items?limit=5", headers=police).json()
+    assert len(rows["features"]) == 5 and {"age_band", "sex"} <= set(rows["features"][0]["properties"])
+    src = city["work"] / "src"
+    print()
+    print(_suppressed_counts_hold(url, "residents-by-age", src / "residents.parquet", "age_band", 250))
+    print(_suppressed_counts_hold(url, "companies-by-industry", src / "companies.parquet", "industry", 500))
+    # nobody but the register's department writes to it: not even the server's own key
+    server = callers["the server's own key"][1]
+    r = httpx.post(f"{url}/collections/residents/items", headers={**server, "Content-Type": "application/geo+json"},
+                   json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [108.95, 34.27]},
+                         "properties": {"age_band": "65+", "sex": "F", "building_id": "BLD-000001"}})
+    assert r.status_code == 404

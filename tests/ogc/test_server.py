@@ -98,9 +98,10 @@ def test_landing_conformance_collections(server: str) -> None:
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in conf
     cols = httpx.get(f"{server}/collections").json()["collections"]
-    # 12 feature layers (not the restricted population grid: an intranet caller is no member of its
-    # department), the stations of the air-quality series, the daily incidents grid, the PM2.5 grid, the catalog
-    assert len(cols) == 16 and {c["itemType"] for c in cols} == {"feature", "record", "coverage"}
+    # 12 feature layers (not the restricted population grid nor the registers of residents and companies:
+    # an intranet caller is no member of their departments), the stations of the air-quality series, the
+    # daily incidents grid, the PM2.5 grid, residents by age and companies by industry, the catalog
+    assert len(cols) == 18 and {c["itemType"] for c in cols} == {"feature", "record", "coverage"}
     inc = next(c for c in cols if c["id"] == "incidents")
     assert inc["storageCrs"] == "http://www.opengis.net/def/crs/EPSG/0/4490"
     assert inc["extent"]["temporal"]["interval"][0][0].startswith("2024-12-31") or \
@@ -109,7 +110,7 @@ def test_landing_conformance_collections(server: str) -> None:
 
 def test_gdal_reads_every_collection_to_the_end(server: str) -> None:
     listed = [name for name, _ in pyogrio.list_layers(f"OAPIF:{server}")]
-    assert len(listed) == 16 and "catalog" in listed  # GDAL lists every collection it may see
+    assert len(listed) == 18 and "catalog" in listed  # GDAL lists every collection it may see
     cols = {c["id"]: c for c in httpx.get(f"{server}/collections").json()["collections"]}
     # every collection of features is read to the end; the coverages (the grids) have no items
     layers = [name for name in listed if name != "catalog" and cols[name]["itemType"] == "feature"]
