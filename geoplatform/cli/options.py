@@ -17,11 +17,24 @@ def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "(default: settings, GEOPLATFORM_DATABASE_URL or var/store).")(f)
 
 
+def user_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--api-key / --token: act as that user, under the access policy."""
+    f = click.option("--token", envvar="GEOPLATFORM_USER_TOKEN", default=None, show_envvar=True,
+                     help="Act as the user of this bearer token (JWT), under the access policy.")(f)
+    return click.option("--api-key", envvar="GEOPLATFORM_USER_API_KEY", default=None, show_envvar=True,
+                        help="Act as the user of this API key (from the access file), under the access "
+                             "policy: only what that user may see and change.")(f)
+
+
 def open_store(store: str | Path | None) -> Any:
+    """The store, as the user of the command's --api-key / --token sees it (if given)."""
     import geoplatform as gp
 
     settings = Settings()
-    return gp.open_cube(store or settings.database_url or settings.store, settings=settings)
+    ctx = click.get_current_context(silent=True)
+    user = (ctx.find_root().obj if ctx is not None else None) or {}
+    return gp.open_cube(store or settings.database_url or settings.store, settings=settings,
+                        api_key=user.get("api_key") or None, token=user.get("token") or None)
 
 
 def query_options(f: Callable[..., Any]) -> Callable[..., Any]:

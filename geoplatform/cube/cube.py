@@ -424,11 +424,18 @@ def is_database_url(location: str) -> bool:
 
 
 def open_cube(location: str | Path | None = None, *, settings: Settings | None = None,
-              backend: str | None = None) -> Cube:
+              backend: str | None = None, api_key: str | None = None, token: str | None = None,
+              principal: Any = None) -> Cube:
     """Open (or create) a store.
 
     ``location`` is a folder for the embedded store; ``None`` uses
     ``settings.store`` (``GEOPLATFORM_STORE``).
+
+    With ``api_key`` or ``token`` (checked against the settings' access file and
+    JWT keys, as the server checks them) or ``principal`` (a
+    :class:`geoplatform.access.policy.Principal`, or roles per department), the
+    cube shows and changes only what that caller may
+    (:mod:`geoplatform.access.guard`); without, it is the store's operator's.
 
     >>> import tempfile
     >>> open_cube(tempfile.mkdtemp()).datasets()
@@ -441,4 +448,9 @@ def open_cube(location: str | Path | None = None, *, settings: Settings | None =
     if backend is None and is_database_url(loc):
         backend = "postgis"
     cls = load_backend(backend or settings.backend)
-    return Cube(cls(loc, settings), settings)
+    if api_key is None and token is None and principal is None:
+        return Cube(cls(loc, settings), settings)
+    from geoplatform.access.guard import guarded, principal_from
+
+    who = principal if principal is not None else principal_from(settings, api_key=api_key, token=token)
+    return Cube(guarded(cls(loc, settings), who), settings)  # type: ignore[arg-type]
