@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         "whose callers are all the city's staff. Restricted data is never anonymous")
     audit_log: Path | None = Field(default=None, description="Where the server appends its audit log (JSON "
                                    "lines: every write and every read of restricted data); None: no log")
+    outbound_allow: list[str] = Field(default_factory=list, description="Networks (CIDR) that requests the "
+                                      "server makes on a caller's behalf (callbacks, remote links) may reach "
+                                      "although they are not public, e.g. [\"10.20.0.0/16\"] for a city "
+                                      "intranet service; by default only public addresses (geoplatform.net)")
     request_threads: int = Field(default=4, ge=1, le=256, description="Threads per server worker process that "
                                  "answer requests (reading, rendering); more requests wait for one")
     dask_scheduler: str | None = Field(default=None, description="Address of a dask.distributed scheduler "

@@ -278,3 +278,42 @@ def test_personal_data_leaves_only_as_suppressed_counts(city: dict[str, Any]) ->
                    json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [108.95, 34.27]},
                          "properties": {"age_band": "65+", "sex": "F", "building_id": "BLD-000001"}})
     assert r.status_code == 404
+
+
+def test_the_server_calls_no_url_a_caller_gives(city: dict[str, Any]) -> None:
+    """URLs put in every parameter, header and body the routes take (callbacks, subscribers,
+    links, sources) never make the server call them: a listener on loopback sees nothing.
+    The server's only outbound path is geoplatform.net, which refuses loopback (tests/test_net.py)."""
+    from tests.test_net import _Canary
+
+    url, callers = city["url"], city["callers"]
+    canary = _Canary()
+    hook = canary.url + "/hook"
+    sent = 0
+    try:
+        ops = callers["operator (JWT)"][1]
+        with httpx.Client(base_url=url, timeout=60, headers=ops) as http:
+            ids = [c["id"] for c in http.get("/collections").json()["collections"]]
+            for cid in ids:
+                for path in routes(cid):
+                    for key in ("callback", "href", "url", "subscriber", "successUri", "source", "f", "crs",
+                                "filter", "datetime", "coords"):
+                        value = hook if key != "filter" else f"S_INTERSECTS(geometry, '{hook}')"
+                        http.get(path, params={key: value}, headers={"Referer": hook, "Link": f"<{hook}>"})
+                        sent += 1
+            body = {"type": "Feature", "id": "V-hook", "geometry": {"type": "Point", "coordinates": [108.95, 34.27]},
+                    "properties": {"pipe_id": "JS-000001", "status": "open", "diameter_mm": 200},
+                    "links": [{"href": hook, "rel": "describedby"}], "href": hook}
+            editor = callers["water editor (API key)"][1]
+            for method, path, payload in (
+                    ("POST", "/collections/water-valves/items", body),
+                    ("PUT", "/collections/water-valves/items/V-hook", body),
+                    ("POST", "/processes/network-trace/execution",
+                     {"inputs": {"source": {"href": hook}}, "subscriber": {"successUri": hook, "failedUri": hook}}),
+                    ("POST", "/jobs", {"href": hook})):
+                http.request(method, path, json=payload, headers={**editor, "Content-Type": "application/geo+json"})
+                sent += 1
+    finally:
+        canary.close()
+    print(f"\noutbound check: {sent} requests carrying a loopback URL, {len(canary.hits)} calls to it")
+    assert canary.hits == []
