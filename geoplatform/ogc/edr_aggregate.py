@@ -192,7 +192,11 @@ class _Agg:
         elif self.min_count:
             main = suppress_by_count(main, grid("count", None), self.min_count)
         geom = GridGeometry(self.native.id, x0, y1, res, -res, nx, ny)
-        self.times = np.zeros(1, np.int64) if np.isnat(times[0]) else times.astype("datetime64[us]").astype(np.int64)
+        if np.isnat(times[0]):  # a dataset without valid time: its state at the snapshot read
+            when = next(s.committed_at for s in self.cube.snapshots(self.layer.aggregate) if s.id == self.snapshot)
+            self.times = np.array([to_us(when, 0)], np.int64)
+        else:
+            self.times = times.astype("datetime64[us]").astype(np.int64)
         self.t_index = np.arange(len(self.times))
         return {self.layer.parameter: main, **split}, geom
 

@@ -223,6 +223,8 @@ def _suppressed_counts_hold(url: str, cid: str, src: Path, by: str, res: float) 
     assert r.status_code == 200, r.text
     cov = r.json()
     axes = cov["domain"]["axes"]
+    # a register has no valid time: its one step is its state when read (the snapshot's commit time)
+    assert len(axes["t"]["values"]) == 1 and not axes["t"]["values"][0].startswith("1970")
     xs, ys = (np.array(axes[a]["values"]) if "values" in axes[a] else
               np.linspace(axes[a]["start"], axes[a]["stop"], axes[a]["num"]) for a in ("x", "y"))
     col, row = np.floor(xs / res).astype(np.int64), np.floor(ys / res).astype(np.int64)
