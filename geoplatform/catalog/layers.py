@@ -133,6 +133,10 @@ class GridLayerConfig(_EdrLayer):
 
     grid: str
     max_cells: int = Field(default=5_000_000, ge=1, description="values one request may return")
+    #: a vector dataset of named places (districts, stations...) served as the EDR
+    #: locations of the grid: a point's series, a polygon's cells, a line's path
+    locations: str | None = None
+    location_name: str | None = None  # its attribute naming a location (default the id)
     styles: dict[str, MapStyle] = Field(default_factory=dict, description="map tile style per variable")
 
 

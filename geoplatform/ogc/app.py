@@ -513,7 +513,12 @@ def _entries(cube: Cube, layers: dict[str, LayerConfig], grids: dict[str, GridLa
     out: dict[str, tuple[Any, ...]] = {k: (cube.dataset(v.dataset),) for k, v in layers.items()}
     if grids:
         store = cube.backend.grids()
-        out.update({k: (store.row(v.grid).spec,) for k, v in grids.items()})
+        for k, v in grids.items():
+            try:
+                places = (cube.dataset(v.locations),) if v.locations else ()
+            except DatasetNotFound:
+                raise CatalogError(f"layer {k!r}: its locations dataset {v.locations!r} is not in the store") from None
+            out[k] = (store.row(v.grid).spec, *places)
     out.update({k: tuple(cube.dataset(n) for n in (v.series, v.stations) if n) for k, v in series.items()})
     out.update({k: EA.check_layer(v, cube.dataset(v.aggregate)) for k, v in aggregates.items()})
     return out

@@ -59,7 +59,10 @@ _ALLOWED = {
     "trajectory": _COMMON | {"coords"},
     "corridor": _COMMON | {"coords", "corridor-width", "width-units", "corridor-height", "height-units",
                            "resolution-x", "resolution-z"},
+    "locations": _COMMON,
 }
+#: what the list of a grid's locations takes
+_LOCATION_LIST = {"f", "crs", "bbox"}
 _LENGTH = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "ft": 0.3048, "nmi": 1852.0}
 _WKT_KIND = re.compile(r"^\s*([A-Za-z]+)\s*(ZM|Z|M)?\s*\(", re.I)
 
@@ -115,6 +118,12 @@ def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any
             variables.update(width_units=list(_LENGTH), height_units=list(_LENGTH))
         queries[q] = {"link": {"href": f"{href}/{q}", "rel": "data", "type": COVJSON, "title": f"{q} query",
                                "templated": False, "variables": variables}}
+    if layer.locations:
+        queries["locations"] = {"link": {
+            "href": f"{href}/locations", "rel": "data", "type": GEOJSON, "title": "locations query",
+            "templated": False, "variables": {"title": "Locations query", "query_type": "locations",
+                                              "output_formats": out_formats, "default_output_format": "CoverageJSON",
+                                              "crs_details": crs}}}
     extent: dict[str, Any] = {}
     if geom is not None:
         b = geom.bounds
@@ -153,7 +162,9 @@ def collection(cube: "Cube", layer: GridLayerConfig, base: str) -> dict[str, Any
                    "type": JSON, "title": "Map tilesets (PNG)"},
                   *cov["links"],
                   *({"href": f"{href}/{q}", "rel": "data", "type": COVJSON, "title": f"{q} query"}
-                    for q in QUERY_TYPES)],
+                    for q in QUERY_TYPES),
+                  *([{"href": f"{href}/locations", "rel": "data", "type": GEOJSON, "title": "locations"}]
+                    if layer.locations else [])],
     }
 
 
@@ -311,7 +322,7 @@ class _Request:
         if query_type not in _ALLOWED:
             raise InvalidParameterValue(f"no {query_type!r} query: this collection serves {list(QUERY_TYPES)}")
         params, self.format = checked_params(params, _ALLOWED[query_type], query_type, layer.id)
-        if not params:
+        if not params and query_type != "locations":
             raise InvalidParameterValue(f"a {query_type} query needs parameters "
                                         f"({'bbox' if query_type == 'cube' else 'coords'} at least)")
         self.params = params
@@ -390,6 +401,49 @@ def query(cube: "Cube", layer: GridLayerConfig, query_type: str,
     return _area(r, _buffer(r, line, width / 2, cap="flat"))
 
 
+def locations(cube: "Cube", layer: GridLayerConfig, params: Mapping[str, str],
+              location: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """The grid's named places (the features of ``layer.locations``) as GeoJSON, or
+    the grid's data at one of them: a point's series, the cells of a polygon, the
+    cells along a line, as the position, area and trajectory queries answer them."""
+    import shapely
+
+    from geoplatform.errors import FeatureNotFound
+
+    if layer.locations is None:
+        raise DatasetNotFound(f"collection {layer.id!r} has no locations: it serves {list(QUERY_TYPES)}")
+    if location is not None:
+        r = _Request(cube, layer, "locations", params)
+        try:
+            place = cube.get(layer.locations, location, crs=r.crs.id)
+        except (FeatureNotFound, InvalidParameterValue):
+            raise DatasetNotFound(f"collection {layer.id!r} has no location {location!r}") from None
+        geom = place.geometry.iloc[0]
+        kind = geom.geom_type
+        if kind in ("Point", "MultiPoint"):
+            return _points(r, geom)
+        if kind in ("LineString", "MultiLineString"):
+            return _trajectory(r, shapely.line_merge(geom) if kind == "MultiLineString" else geom)
+        return _area(r, geom)
+    unknown = sorted(set(params) - _LOCATION_LIST)
+    if unknown:
+        raise InvalidParameterValue(f"unknown query parameters {unknown}; the locations of {layer.id!r} take "
+                                    f"{sorted(_LOCATION_LIST)}")
+    if params.get("f") not in (None, "json", "geojson", "GeoJSON"):
+        raise InvalidParameterValue(f"f={params['f']!r} is not served; locations are GeoJSON")
+    crs = request_crs(params, _offered(cube, layer), layer.id)
+    q: dict[str, Any] = {"crs": crs.id}
+    if params.get("bbox"):
+        q.update(bbox=bbox_param(params), bbox_crs=crs.id)
+    frame = cube.query(layer.locations, **q)
+    names = frame[layer.location_name] if layer.location_name else frame["fid"]
+    feats = [{"type": "Feature", "id": str(i), "geometry": shapely.geometry.mapping(g),
+              "properties": {"name": str(n)}}
+             for i, n, g in zip(frame["fid"], names, frame.geometry, strict=True)]
+    return 200, {"Content-Type": GEOJSON, "Content-Crs": f"<{crs.uri or crs.id}>"}, \
+        _dump({"type": "FeatureCollection", "features": feats})
+
+
 def _buffer(r: _Request, geom: Any, metres: float, cap: str = "round") -> Any:
     """``geom`` (in the request's CRS) grown by ``metres``, in the request's CRS: in
     a local azimuthal equidistant projection when that CRS is not in metres. A
@@ -409,9 +463,29 @@ def _buffer(r: _Request, geom: Any, metres: float, cap: str = "round") -> Any:
     return shapely.transform(grown, lambda a: np.column_stack(back.transform(a[:, 0], a[:, 1])))
 
 
-def _read(r: _Request, rows: slice, cols: slice) -> dict[str, np.ndarray]:
+def _resolution(r: _Request, key: str, cells: int) -> np.ndarray | None:
+    """The cells (offsets into ``cells``) that ``resolution-x`` / ``-y`` asks for: that
+    many points spread evenly from the first cell to the last, never more than the
+    grid has (results are not interpolated); None: every cell."""
+    if key not in r.params:
+        return None
+    try:
+        n = int(r.params[key])
+    except ValueError:
+        raise InvalidParameterValue(f"{key}={r.params[key]!r} is not a whole number of points") from None
+    if n < 1:
+        raise InvalidParameterValue(f"{key} must be at least 1")
+    if n >= cells:
+        return np.arange(cells)
+    return np.unique(np.round(np.linspace(0, cells - 1, n)).astype(np.int64))
+
+
+def _read(r: _Request, rows: slice | np.ndarray, cols: slice | np.ndarray) -> dict[str, np.ndarray]:
     # a few steps over a wide area: the map copy; many steps over a few cells: the series copy
-    wide = (rows.stop - rows.start) * (cols.stop - cols.start) > 4 * len(r.t_index)
+    def n(a: slice | np.ndarray) -> int:
+        return len(a) if isinstance(a, np.ndarray) else a.stop - a.start
+
+    wide = n(rows) * n(cols) > 4 * len(r.t_index)
     g = r.cube.backend.grids()
     return {v: g.read(r.layer.grid, "map" if wide else "series", v, r.t_index, rows, cols) for v in r.variables}
 
@@ -478,7 +552,8 @@ def _area(r: _Request, geom: Any, whole_box: bool = False) -> tuple[int, dict[st
     r1 = min(g.height, int(math.ceil((yb - g.y0) / g.dy - eps)))
     if c1 <= c0 or r1 <= r0:
         raise InvalidParameterValue(f"the {r.query_type} query does not meet the grid of {r.layer.id!r}")
-    r.check_size((r1 - r0) * (c1 - c0))
+    if "resolution-x" not in r.params and "resolution-y" not in r.params:
+        r.check_size((r1 - r0) * (c1 - c0))
     xs, ys = g.x[c0:c1], g.y[r0:r1]
     if whole_box and r.crs == r.native:
         mask = ((xs >= b[0]) & (xs <= b[2]))[None, :] & ((ys >= b[1]) & (ys <= b[3]))[:, None]
@@ -496,7 +571,18 @@ def _area(r: _Request, geom: Any, whole_box: bool = False) -> tuple[int, dict[st
     mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     xs, ys = xs[cols[0]:cols[-1] + 1], ys[rows[0]:rows[-1] + 1]
     r0, r1, c0, c1 = r0 + rows[0], r0 + rows[-1] + 1, c0 + cols[0], c0 + cols[-1] + 1
-    block = _read(r, slice(int(r0), int(r1)), slice(int(c0), int(c1)))
+    pick_r, pick_c = _resolution(r, "resolution-y", int(r1 - r0)), _resolution(r, "resolution-x", int(c1 - c0))
+    if pick_r is not None or pick_c is not None:
+        pick_r = np.arange(r1 - r0) if pick_r is None else pick_r
+        pick_c = np.arange(c1 - c0) if pick_c is None else pick_c
+        mask, xs, ys = mask[np.ix_(pick_r, pick_c)], xs[pick_c], ys[pick_r]
+        r.check_size(mask.size)
+        block = _read(r, pick_r + int(r0), pick_c + int(c0))
+        if not mask.any():
+            raise InvalidParameterValue(f"no cell of {r.layer.id!r} at that resolution meets the {r.query_type} "
+                                        "query's area")
+    else:
+        block = _read(r, slice(int(r0), int(r1)), slice(int(c0), int(c1)))
     for v, a in block.items():
         if not mask.all():
             a = a.astype(np.float64) if not np.issubdtype(a.dtype, np.floating) else a
@@ -634,8 +720,8 @@ _PARAM_DOC = {
     "within": ("number", "radius"), "within-units": ("string", "m, km, mi, ft or nmi"),
     "corridor-width": ("number", "width of the corridor"), "width-units": ("string", "m, km, mi, ft or nmi"),
     "corridor-height": ("number", "height of the corridor"), "height-units": ("string", "m, km, mi, ft or nmi"),
-    "resolution-x": ("integer", "accepted; results keep the grid's own cells"),
-    "resolution-y": ("integer", "accepted; results keep the grid's own cells"),
+    "resolution-x": ("integer", "points along x, spread evenly over the cells (at most the grid's own)"),
+    "resolution-y": ("integer", "points along y, spread evenly over the cells (at most the grid's own)"),
     "resolution-z": ("integer", "not served: these grids have no vertical axis"),
 }
 _REQUIRED = {"position": {"coords"}, "radius": {"coords", "within", "within-units"}, "area": {"coords"},
@@ -661,6 +747,24 @@ def openapi_paths(layers: Mapping[str, GridLayerConfig]) -> dict[str, Any]:
             paths[f"/collections/{layer.id}/{q}"] = {"get": {
                 "summary": f"{q} query of {layer.title or layer.id}", "operationId": f"{op}_{q}",
                 "parameters": params,
+                "responses": {"200": {"description": "The data", "content": {
+                    COVJSON: {"schema": {"type": "object"}}, GEOJSON: {"schema": {"type": "object"}},
+                    CSV: {"schema": {"type": "string"}}}},
+                    "400": err, "404": err, "413": err}}}
+        if layer.locations:
+            def param(n: str, where: str = "query") -> dict[str, Any]:
+                return {"name": n, "in": where, "required": where == "path",
+                        "description": _PARAM_DOC.get(n, ("string", "a location id"))[1],
+                        "schema": {"type": _PARAM_DOC.get(n, ("string",))[0]}}
+
+            paths[f"/collections/{layer.id}/locations"] = {"get": {
+                "summary": f"the named places of {layer.title or layer.id}", "operationId": f"{op}_locations",
+                "parameters": [param(n) for n in sorted(_LOCATION_LIST)],
+                "responses": {"200": {"description": "The locations", "content": {
+                    GEOJSON: {"schema": {"type": "object"}}}}, "400": err}}}
+            paths[f"/collections/{layer.id}/locations/{{locId}}"] = {"get": {
+                "summary": f"{layer.title or layer.id} at one location", "operationId": f"{op}_location",
+                "parameters": [param("locId", "path"), *(param(n) for n in sorted(_ALLOWED["locations"]))],
                 "responses": {"200": {"description": "The data", "content": {
                     COVJSON: {"schema": {"type": "object"}}, GEOJSON: {"schema": {"type": "object"}},
                     CSV: {"schema": {"type": "string"}}}},
@@ -693,8 +797,11 @@ def edr_routes(params_of: Any) -> list[Any]:
             else:
                 layer = p.grid_layer(cid)  # "no collection" unless the caller sees it
                 if query_type == "locations":
-                    raise DatasetNotFound(f"collection {cid!r} has no locations (it is a grid: see its queries)")
-                status, headers, body = await run_in_threadpool(query, p.cube, layer, query_type, params_of(request))
+                    status, headers, body = await run_in_threadpool(locations, p.cube, layer, params_of(request),
+                                                                    loc)
+                else:
+                    status, headers, body = await run_in_threadpool(query, p.cube, layer, query_type,
+                                                                    params_of(request))
             return Response(body, status_code=status, headers=headers)
         return run
 

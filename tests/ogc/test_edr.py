@@ -50,6 +50,7 @@ def flood() -> xr.Dataset:
     return ds
 
 
+PARK = "POLYGON((116.05 39.8, 116.1 39.8, 116.1 39.85, 116.05 39.8))"
 STATIONS = {"S1": (116.40, 39.90), "S2": (116.30, 40.00), "S3": (116.50, 39.80)}
 
 
@@ -92,11 +93,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cube.create_dataset(gp.DatasetSpec(name="incidents", fid="incident_id", geometry_type="Point",
                                            valid_from="reported_at", instant=True, storage_crs="EPSG:4545"))
         cube.ingest("incidents", incidents())
+        cube.create_dataset(gp.DatasetSpec(name="places", fid="place_id", storage_crs="EPSG:4326",
+                                           geometry_type="Geometry"))
+        cube.ingest("places", gpd.GeoDataFrame(
+            {"place_id": ["park", "mast", "canal"], "name": ["Lake park", "Radio mast", "Canal"]},
+            geometry=[shapely.from_wkt(PARK), shapely.Point(116.123, 39.955),
+                      shapely.LineString([(116.2, 39.75), (116.26, 39.75)])], crs="EPSG:4326"))
     layers = work / "layers"
     (layers / "sensing").mkdir(parents=True)
     (layers / "sensing" / "air-grid.yaml").write_text(
         "id: air-grid\ngrid: air_grid\ncrs: [OGC:CRS84, EPSG:4326, EPSG:3857]\nmax_cells: 20000\n"
-        "styles:\n  pm25: {colormap: aqi_pm25}\n")
+        "styles:\n  pm25: {colormap: aqi_pm25}\nlocations: places\nlocation_name: name\n")
     (layers / "sensing" / "flood.yaml").write_text("id: flood\ngrid: flood_depth\n")
     (layers / "sensing" / "incidents-daily.yaml").write_text(
         "id: incidents-daily\naggregate: incidents\nresolution: 1000\ngrid_crs: EPSG:4545\nfreq: 1D\n"
@@ -141,7 +148,9 @@ def test_conf_edr_rc_collection_info(server: str) -> None:
 
 def test_conf_edr_rc_data_queries_and_common_query_type(server: str) -> None:
     c = get(server, "/collections/air-grid").json()
-    assert set(c["data_queries"]) == {"position", "radius", "area", "cube", "trajectory", "corridor"}
+    assert set(c["data_queries"]) == {"position", "radius", "area", "cube", "trajectory", "corridor", "locations"}
+    assert set(get(server, "/collections/flood").json()["data_queries"]) == {
+        "position", "radius", "area", "cube", "trajectory", "corridor"}  # a grid without named places
     for kind, dq in c["data_queries"].items():
         link = dq["link"]
         assert link["href"].endswith(f"/collections/air-grid/{kind}") and link["rel"] == "data"
@@ -278,6 +287,53 @@ def test_conf_cube_bbox_params(server: str) -> None:
     vals = np.array(cov["ranges"]["pm25"]["values"], dtype=float).reshape(cov["ranges"]["pm25"]["shape"])
     assert vals.shape == (2, 4, 3)  # cell centres inside the box
     assert vals[1, 0, 0] == value(2, 0, 0) and vals[0, 3, 2] == value(1, 3, 2)
+
+
+def _grid(cov: dict) -> np.ndarray:
+    r = cov["ranges"]["pm25"]
+    return np.array([np.nan if v is None else v for v in r["values"]], dtype=float).reshape(r["shape"])
+
+
+def test_conf_cube_resolution_x_y(server: str) -> None:
+    """resolution-x / -y: that many points spread evenly over the cells, each a grid cell's own value."""
+    box = {"bbox": "116.0,39.9,116.1,40.0", "datetime": "2025-01-02"}
+    full = q(server, "cube", **box).json()
+    coarse = q(server, "cube", **box, **{"resolution-x": "4", "resolution-y": "3"}).json()
+    fx, fy = full["domain"]["axes"]["x"]["values"], full["domain"]["axes"]["y"]["values"]
+    cx, cy = coarse["domain"]["axes"]["x"]["values"], coarse["domain"]["axes"]["y"]["values"]
+    assert (len(fx), len(fy)) == (10, 10) and (len(cx), len(cy)) == (4, 3)
+    assert (cx[0], cx[-1], cy[0], cy[-1]) == (fx[0], fx[-1], fy[0], fy[-1])  # from the first cell to the last
+    ix, iy = [fx.index(v) for v in cx], [fy.index(v) for v in cy]
+    np.testing.assert_array_equal(_grid(coarse), _grid(full)[:, iy][:, :, ix])
+    assert q(server, "cube", **box, **{"resolution-x": "1000"}).json()["domain"]["axes"]["x"]["values"] == fx
+    for bad in ("0", "-2", "2.5", "many"):
+        r = q(server, "cube", **box, **{"resolution-x": bad})
+        assert r.status_code == 400 and "resolution-x" in r.json()["description"], bad
+    # a coarse view of an area too big at full resolution fits the limit
+    big = {"bbox": "116.0,39.7,116.4,40.0"}  # 10 steps x 30 x 40 cells x 2 parameters
+    assert q(server, "cube", **big).status_code == 413
+    assert q(server, "cube", **big, **{"resolution-x": "8", "resolution-y": "6"}).status_code == 200
+
+
+def test_conf_locations_on_a_grid(server: str) -> None:
+    """A grid's named places: a polygon's cells, a point's series, a line's path, each as
+    the area, position and trajectory queries answer the same geometry."""
+    places = get(server, "/collections/air-grid/locations").json()
+    assert {f["id"]: f["properties"]["name"] for f in places["features"]} == {
+        "park": "Lake park", "mast": "Radio mast", "canal": "Canal"}
+    assert "locations" in get(server, "/collections/air-grid").json()["data_queries"]
+    when = {"datetime": "2025-01-02/2025-01-04"}
+    park = get(server, "/collections/air-grid/locations/park", **when).json()
+    np.testing.assert_array_equal(_grid(park), _grid(q(server, "area", coords=PARK, **when).json()))
+    mast = get(server, "/collections/air-grid/locations/mast", **when).json()
+    assert mast["ranges"] == q(server, "position", coords="POINT(116.123 39.955)", **when).json()["ranges"]
+    canal = get(server, "/collections/air-grid/locations/canal", **when).json()
+    assert canal["ranges"] == q(server, "trajectory", coords="LINESTRING(116.2 39.75, 116.26 39.75)",
+                                **when).json()["ranges"]
+    assert get(server, "/collections/air-grid/locations/nowhere").status_code == 404
+    assert get(server, "/collections/flood/locations").status_code == 404  # a grid without places
+    assert get(server, "/collections/air-grid/locations", bogus="1").status_code == 400
+    assert get(server, "/collections/air-grid/locations/park", coords="POINT(1 2)").status_code == 400
 
 
 def test_request_too_large_is_413(server: str) -> None:
@@ -417,7 +473,7 @@ def test_series_collection_and_locations(server: str) -> None:
     assert one["domain"]["axes"]["t"]["values"] == ["2025-03-01T02:00:00Z", "2025-03-01T04:00:00Z"]
     assert one["domain"]["axes"]["x"]["values"] == [116.30]
     assert get(server, "/collections/air-stations/locations/S9").status_code == 404  # /conf/locations/location-identifier-invalid
-    assert get(server, "/collections/air-grid/locations").status_code == 404
+    assert get(server, "/collections/flood/locations").status_code == 404  # a grid without named places
 
 
 def test_series_area_radius_cube_items(server: str) -> None:
