@@ -1,4 +1,4 @@
-"""A dataset's catalog record: what a steward or an analyst sees of it.
+"""A dataset's (or a grid's) catalog record: what a steward or an analyst sees of it.
 
 Declared metadata (title, department, licence...) comes from the spec;
 extent, row count and history are computed from the store.
@@ -27,18 +27,8 @@ def describe(cube: "Cube", name: str, *, history: bool = True) -> dict[str, Any]
         xs, ys = transform_xy(np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1]), spec.storage_crs, "OGC:CRS84")
         extent_crs84 = [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
     record: dict[str, Any] = {
-        "name": spec.name,
-        "title": spec.title or spec.name,
-        "description": spec.description,
-        "department": spec.department,
-        "theme": spec.theme,
-        "open_level": spec.open_level,
-        "shared_with": list(spec.shared_with),
-        "licence": spec.licence,
-        "source": spec.source,
-        "generated": spec.generated,
-        "keywords": list(spec.keywords),
-        "update_frequency": spec.update_frequency,
+        **_declared(spec),
+        "kind": "vector",
         "storage_crs": resolve_crs(spec.storage_crs).id,
         "geometry_type": spec.geometry_type,
         "fid": spec.fid or "(assigned by the store)",
@@ -56,8 +46,63 @@ def describe(cube: "Cube", name: str, *, history: bool = True) -> dict[str, Any]
         "bytes": stats.bytes,
     }
     if history:
-        record["snapshots"] = [
-            {"id": s.id, "committed_at": s.committed_at.isoformat(), "operation": s.operation, **s.summary}
-            for s in cube.snapshots(name)
-        ]
+        record["snapshots"] = _snapshots(cube.snapshots(name))
+    return record
+
+
+def _declared(spec: Any) -> dict[str, Any]:
+    """What every catalog entry, vector or grid, declares about itself."""
+    return {
+        "name": spec.name,
+        "title": spec.title or spec.name,
+        "description": spec.description,
+        "department": spec.department,
+        "theme": spec.theme,
+        "open_level": spec.open_level,
+        "shared_with": list(spec.shared_with),
+        "personal": spec.personal,
+        "licence": spec.licence,
+        "source": spec.source,
+        "generated": spec.generated,
+        "keywords": list(spec.keywords),
+        "update_frequency": spec.update_frequency,
+    }
+
+
+def _snapshots(snaps: Any) -> list[dict[str, Any]]:
+    return [{"id": s.id, "committed_at": s.committed_at.isoformat(), "operation": s.operation, **s.summary}
+            for s in snaps]
+
+
+def describe_grid(cube: "Cube", name: str, *, history: bool = True) -> dict[str, Any]:
+    """The catalog record of one grid, in the same shape as a dataset's: its cells
+    and variables instead of a schema and rows."""
+    g = cube.backend.grids()
+    row, _, steps = g.resolve(name)
+    spec, geom = row.spec, row.geometry
+    bbox = bbox84 = None
+    if geom is not None:
+        bbox = list(geom.bounds)
+        xs, ys = transform_xy(np.array([bbox[0], bbox[2], bbox[0], bbox[2]]),
+                              np.array([bbox[1], bbox[1], bbox[3], bbox[3]]), geom.crs, "OGC:CRS84")
+        bbox84 = [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+    t = g.times_us(row.id, steps) if steps else np.zeros(0, np.int64)
+    crs = resolve_crs(geom.crs).id if geom is not None else spec.crs
+    record: dict[str, Any] = {
+        **_declared(spec),
+        "kind": "grid",
+        "storage_crs": crs,
+        "geometry_type": None,
+        "grid": None if geom is None else {"width": geom.width, "height": geom.height, "steps": int(steps),
+                                           "cell_size": [abs(geom.dx), abs(geom.dy)]},
+        "variables": [v.model_dump(exclude_none=True) for v in spec.variables or ()],
+        "rows": None,
+        "extent": {
+            "spatial": {"bbox": bbox, "crs": crs, "bbox_crs84": bbox84},
+            "temporal": [from_us(int(t[0])).isoformat() if len(t) else None,
+                         from_us(int(t[-1])).isoformat() if len(t) else None],
+        },
+    }
+    if history:
+        record["snapshots"] = _snapshots(g.snapshots(name))
     return record

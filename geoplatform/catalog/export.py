@@ -51,7 +51,13 @@ def record_feature(rec: dict[str, Any], collection_url: str | None, *, record_ur
         links.append({"href": catalog_url, "rel": "collection", "type": "application/ogc-catalog+json",
                       "title": "The catalog"})
     links.append({"href": RECORD_PROFILE, "rel": "profile", "title": "OGC API Records record"})
-    if collection_url:
+    grid = rec.get("kind") == "grid"
+    if collection_url and grid:
+        links.append({"href": collection_url, "rel": "item", "type": "application/json",
+                      "title": "The data, as an OGC API EDR and Coverages collection"})
+        links.append({"href": f"{collection_url}/coverage", "rel": "http://www.opengis.net/def/rel/ogc/1.0/coverage",
+                      "type": "application/prs.coverage+json", "title": "The coverage"})
+    elif collection_url:
         links.append({"href": collection_url, "rel": "item", "type": "application/json",
                       "title": "The data, as an OGC API Features collection"})
         links.append({"href": f"{collection_url}/items", "rel": "items", "type": "application/geo+json",
@@ -79,13 +85,16 @@ def record_feature(rec: dict[str, Any], collection_url: str | None, *, record_ur
             "created": utc_text(snapshots[0]["committed_at"]) if snapshots else None,
             "updated": utc_text(snapshots[-1]["committed_at"]) if snapshots else None,
             "externalIds": [],
-            "formats": [{"name": "GeoJSON", "mediaType": "application/geo+json"}],
+            "formats": ([{"name": "CoverageJSON", "mediaType": "application/prs.coverage+json"},
+                         {"name": "GeoTIFF", "mediaType": "image/tiff; application=geotiff"}] if grid
+                        else [{"name": "GeoJSON", "mediaType": "application/geo+json"}]),
             "department": rec["department"],
             "theme": rec["theme"],
             "source": rec["source"],
             "generated": rec["generated"],
             "updateFrequency": rec["update_frequency"],
             "rows": rec["rows"],
+            **({"grid": rec["grid"], "variables": [v["name"] for v in rec["variables"]]} if grid else {}),
         },
         "links": links,
     }
@@ -97,7 +106,11 @@ def stac_collection(rec: dict[str, Any], self_url: str, root_url: str, data_url:
     links = [{"rel": "self", "href": self_url, "type": "application/json"},
              {"rel": "root", "href": root_url, "type": "application/json"},
              {"rel": "parent", "href": root_url, "type": "application/json"}]
-    if data_url:
+    grid = rec.get("kind") == "grid"
+    if data_url and grid:
+        links.append({"rel": "http://www.opengis.net/def/rel/ogc/1.0/coverage", "href": f"{data_url}/coverage",
+                      "type": "application/prs.coverage+json"})
+    elif data_url:
         links.append({"rel": "items", "href": f"{data_url}/items", "type": "application/geo+json"})
     return {
         "type": "Collection",
@@ -112,7 +125,8 @@ def stac_collection(rec: dict[str, Any], self_url: str, root_url: str, data_url:
             "spatial": {"bbox": [rec["extent"]["spatial"]["bbox_crs84"] or [-180, -90, 180, 90]]},
             "temporal": {"interval": [[start, end]]},
         },
-        "summaries": {"geometry_type": [rec["geometry_type"]], "open_level": [rec["open_level"]]},
+        "summaries": ({"variables": [v["name"] for v in rec["variables"]], "open_level": [rec["open_level"]]}
+                      if grid else {"geometry_type": [rec["geometry_type"]], "open_level": [rec["open_level"]]}),
         "links": links,
     }
 

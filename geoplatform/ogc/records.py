@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from geoplatform.catalog import export
-from geoplatform.catalog.describe import describe
+from geoplatform.catalog.describe import describe, describe_grid
 from geoplatform.cube.cql2 import CompiledFilter, compile_filter, evaluate, parse_filter
 from geoplatform.cube.query import parse_sortby
 from geoplatform.cube.times import MAX_US, MIN_US, parse_instant, parse_interval, to_us
@@ -40,7 +40,7 @@ from geoplatform.errors import DatasetNotFound, InvalidParameterValue
 from geoplatform.ogc.features import _bbox as _features_bbox
 
 if TYPE_CHECKING:
-    from geoplatform.catalog.layers import LayerConfig
+    from geoplatform.catalog.layers import GridLayerConfig, LayerConfig
     from geoplatform.catalog.models import CityCatalog
     from geoplatform.cube.cube import Cube
 
@@ -309,21 +309,20 @@ def records_page(records: Sequence[dict[str, Any]], params: Mapping[str, str], u
 
 
 def catalog_records(cube: "Cube", layers: Mapping[str, "LayerConfig"], catalog: "CityCatalog",
-                    base: str) -> list[dict[str, Any]]:
-    """One record per published dataset, by dataset name."""
+                    base: str, grids: Mapping[str, "GridLayerConfig"] | None = None) -> list[dict[str, Any]]:
+    """One record per published dataset and grid, by name."""
     by_dataset = {layer.dataset: layer.id for layer in layers.values()}
+    by_grid = {layer.grid: layer.id for layer in (grids or {}).values()}
     departments = {d.id: d.name for d in catalog.departments}
     themes = {t.id: t.title for t in catalog.themes}
     href = f"{base}/collections/{RECORDS}"
-    out = []
-    for spec in cube.datasets():
-        if spec.name in by_dataset:
-            rec = describe(cube, spec.name)
-            out.append(export.record_feature(
-                rec, f"{base}/collections/{by_dataset[spec.name]}", record_url=f"{href}/items/{spec.name}",
-                catalog_url=href, organisation=departments.get(rec["department"]),
-                theme_title=themes.get(rec["theme"])))
-    return out
+    described = [(describe(cube, spec.name), by_dataset[spec.name]) for spec in cube.datasets()
+                 if spec.name in by_dataset]
+    described += [(describe_grid(cube, name), cid) for name, cid in sorted(by_grid.items())]
+    return [export.record_feature(rec, f"{base}/collections/{cid}", record_url=f"{href}/items/{rec['name']}",
+                                  catalog_url=href, organisation=departments.get(rec["department"]),
+                                  theme_title=themes.get(rec["theme"]))
+            for rec, cid in sorted(described, key=lambda d: d[0]["name"])]
 
 
 def _extent(r: dict[str, Any], geom: Any) -> tuple[list[float] | None, list[str | None]]:
@@ -450,7 +449,7 @@ def records_routes(read_params: ParamsReader) -> list[Route]:
 
     async def records_of(request: Request) -> list[dict[str, Any]]:
         p = request.state.platform
-        return await run_in_threadpool(catalog_records, p.cube, p.layers, p.catalog, _base(request))
+        return await run_in_threadpool(catalog_records, p.cube, p.layers, p.catalog, _base(request), p.grids)
 
     async def collection(request: Request) -> Response:
         none_but_f(request)
@@ -489,6 +488,8 @@ def records_routes(read_params: ParamsReader) -> list[Route]:
         base = _base(request)
         children = [(layer.title or layer.dataset, f"{base}/stac/collections/{layer.dataset}")
                     for layer in p.layers.values()]
+        children += [(layer.title or layer.grid, f"{base}/stac/collections/{layer.grid}")
+                     for layer in p.grids.values()]
         return _json(export.stac_root(f"{p.catalog.city.name} spatio-temporal platform",
                                       p.catalog.city.description or "", f"{base}/stac", children))
 
@@ -496,11 +497,14 @@ def records_routes(read_params: ParamsReader) -> list[Route]:
         none_but_f(request)
         p = request.state.platform
         name = request.path_params["name"]
-        layer = next((v for v in p.layers.values() if v.dataset == name), None)
+        layer: Any = next((v for v in p.layers.values() if v.dataset == name), None)
+        how: Any = describe
+        if layer is None:
+            layer, how = next((v for v in p.grids.values() if v.grid == name), None), describe_grid
         if layer is None:
             raise DatasetNotFound(f"the STAC catalog has no collection {name!r}")
         base = _base(request)
-        rec = await run_in_threadpool(describe, p.cube, name, history=False)
+        rec = await run_in_threadpool(how, p.cube, name, history=False)
         return _json(export.stac_collection(rec, f"{base}/stac/collections/{name}", f"{base}/stac",
                                             f"{base}/collections/{layer.id}"))
 

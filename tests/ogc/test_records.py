@@ -17,7 +17,15 @@ from tests.ogc.test_server import server  # noqa: F401  (the running server fixt
 def test_records_search(server: str) -> None:  # noqa: F811
     api = Records(server)
     everything = api.collection_items("catalog", limit=100)
-    assert everything["numberMatched"] == 12  # every dataset the caller sees (not the restricted one)
+    # every dataset the caller sees (not the restricted ones) and the PM2.5 grid
+    assert everything["numberMatched"] == 13
+    grid = next(f for f in everything["features"] if f["id"] == "pm25_daily")
+    assert grid["properties"]["variables"] == ["pm25"] and grid["properties"]["grid"]["steps"] == 90
+    assert grid["time"]["interval"] == ["2025-01-01T00:00:00Z", "2025-03-31T00:00:00Z"]
+    assert grid["properties"]["department"] == "environment" and grid["geometry"]["type"] == "Polygon"
+    cov = next(link for link in grid["links"] if link["rel"].endswith("/coverage"))
+    assert cov["href"].endswith("/collections/pm25-grid/coverage")
+    assert httpx.get(cov["href"], params={"datetime": "2025-03-01"}).status_code == 200
     rec = next(f for f in everything["features"] if f["id"] == "water_pipes")
     assert rec["properties"]["license"] and rec["properties"]["department"] == "water"
     assert rec["properties"]["type"] == "dataset" and rec["geometry"]["type"] == "Polygon"
@@ -42,7 +50,10 @@ def test_records_search(server: str) -> None:  # noqa: F811
 def test_stac_catalog_with_pystac_client(server: str) -> None:  # noqa: F811
     client = Client.open(f"{server}/stac")
     cols = {c.id: c for c in client.get_collections()}
-    assert len(cols) == 12 and "incidents" in cols
+    assert len(cols) == 13 and "incidents" in cols and "pm25_daily" in cols
+    pm = cols["pm25_daily"]
+    assert pm.summaries.lists["variables"] == ["pm25"] and pm.extent.temporal.intervals[0][0].month == 1
+    assert any(link.rel.endswith("/coverage") for link in pm.links)
     inc = cols["incidents"]
     assert inc.license and inc.extent.spatial.bboxes[0][0] > 108
     assert inc.extent.temporal.intervals[0][0].year in (2024, 2025)
@@ -95,9 +106,9 @@ def test_pages_link_on_and_back(server: str) -> None:  # noqa: F811
     page = first
     while nxt := [link["href"] for link in page["links"] if link["rel"] == "next"]:
         page = httpx.get(nxt[0]).json()
-        assert page["numberMatched"] == 12 and page["numberReturned"] == len(page["features"])
+        assert page["numberMatched"] == 13 and page["numberReturned"] == len(page["features"])
         seen += [f["id"] for f in page["features"]]
-    assert len(seen) == len(set(seen)) == 12
+    assert len(seen) == len(set(seen)) == 13
     back = httpx.get([link["href"] for link in page["links"] if link["rel"] == "prev"][0]).json()
     assert [f["id"] for f in back["features"]] == seen[5:10]
 
@@ -107,6 +118,6 @@ def test_owslib_reads_queryables_and_sortby(server: str) -> None:  # noqa: F811
     assert "keywords" in api.collection_queryables("catalog")["properties"]
     ranked = api.collection_items("catalog", sortby="-rows", limit=3)
     rows = [f["properties"]["rows"] for f in ranked["features"]]
-    assert rows == sorted(rows, reverse=True) and ranked["numberMatched"] == 12
+    assert rows == sorted(rows, reverse=True) and ranked["numberMatched"] == 13
     hits = api.collection_items("catalog", filter="department = 'water'")
     assert {f["id"] for f in hits["features"]} == {"water_pipes", "water_valves"}
