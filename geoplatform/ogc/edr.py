@@ -25,6 +25,8 @@ import csv
 import io
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -172,11 +174,38 @@ def _iso(us: int) -> str:
     return np.datetime64(us, "us").astype("datetime64[s]").astype(str) + "Z"
 
 
+#: time axes already written, by their microseconds' bytes: the stations of a series
+#: answer one year with the same 8,784 steps, a grid every request with its own
+_TIMES_JSON: "OrderedDict[bytes, orjson.Fragment]" = OrderedDict()
+_TIMES_JSON_MAX = 16  # of at most _TIMES_JSON_STEPS steps: a few MB
+_TIMES_JSON_STEPS = 100_000
+_TIMES_JSON_LOCK = threading.Lock()
+
+
 def iso_times_json(us: np.ndarray) -> orjson.Fragment:
     """Times (int64 microseconds, UTC) as the JSON array of their RFC 3339 texts to
     the second, as :func:`_iso` writes one, built in numpy: a year of hourly steps
-    is 8,784 strings, and formatting them one by one costs milliseconds."""
-    s = np.floor_divide(np.asarray(us, np.int64), 1_000_000)
+    is 8,784 strings, and formatting them one by one costs milliseconds. The last
+    axes written are kept (a few kilobytes each)."""
+    us = np.ascontiguousarray(us, np.int64)
+    key = us.tobytes()
+    with _TIMES_JSON_LOCK:
+        hit = _TIMES_JSON.get(key)
+        if hit is not None:
+            _TIMES_JSON.move_to_end(key)
+            return hit
+    out = _format_times(us)
+    if len(us) > _TIMES_JSON_STEPS:
+        return out
+    with _TIMES_JSON_LOCK:
+        _TIMES_JSON[key] = out
+        while len(_TIMES_JSON) > _TIMES_JSON_MAX:
+            _TIMES_JSON.popitem(last=False)
+    return out
+
+
+def _format_times(us: np.ndarray) -> orjson.Fragment:
+    s = np.floor_divide(us, 1_000_000)
     days, secs = np.divmod(s, 86_400)
     # civil date from a day count (H. Hinnant's algorithm), vectorised
     z = days + 719_468

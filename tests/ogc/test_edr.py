@@ -569,3 +569,5 @@ def test_time_axis_texts_built_in_numpy_match_one_by_one() -> None:
                946684799999999, 4102444800000000, 1456704000000000]
     assert orjson.loads(orjson.dumps({"t": iso_times_json(us)}))["t"] == [_iso(int(v)) for v in us]
     assert orjson.loads(orjson.dumps(iso_times_json(us[:0]))) == []
+    again = iso_times_json(us.copy())  # the same axis again: written once, kept
+    assert again is iso_times_json(us) and iso_times_json(us[:10]) is not again
