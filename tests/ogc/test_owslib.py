@@ -12,7 +12,8 @@ def test_owslib_reads_collections_items_and_filters(server: str) -> None:  # noq
     api = Features(server)
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in api.conformance()["conformsTo"]
     ids = [c["id"] for c in api.collections()["collections"]]
-    assert "water-pipes" in ids and len(ids) == 16  # with the EDR stations, incidents grid and PM2.5 grid; no restricted layer
+    # with the EDR stations, incidents grid, PM2.5 grid and the two registers' aggregates; no restricted layer
+    assert "water-pipes" in ids and len(ids) == 18 and "residents-by-age" in ids and "residents" not in ids
     assert api.collection("incidents")["storageCrs"].endswith("/EPSG/0/4490")
     page = api.collection_items("incidents", limit=7, sortby=("severity", "desc"))
     assert page["numberReturned"] == 7 and page["features"][0]["properties"]["severity"] == 5
