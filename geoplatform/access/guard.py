@@ -9,6 +9,10 @@ for a name that is not there); writing needs ``editor`` or above in the owner
 department (:class:`Forbidden` otherwise); personal data is read row by row
 only by its own department.
 
+With an audit log in the settings, every write (and refused write) and every
+read of restricted data through such a cube is logged as the server logs
+them, with ``"path": "python"``.
+
 This binds what the platform's notebooks and command line do for a user. It
 is no barrier against whoever can read the store's files or log in to its
 database directly: those are the operators.
@@ -20,6 +24,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
+from geoplatform.access.audit import AuditLog
 from geoplatform.access.credentials import AccessFile, JwtConfig, anonymous, authenticate
 from geoplatform.access.policy import Principal, can_read, can_write
 from geoplatform.errors import DatasetNotFound, Forbidden
@@ -56,11 +61,18 @@ class GuardedBackend:
 
     _READS = frozenset({"snapshots", "head", "snapshot_at", "check_snapshot", "scan", "history", "stats", "log",
                         "changed_bounds", "current_keys", "last_versions"})
+    #: reads of the records themselves (audited when the data is restricted)
+    _DATA_READS = frozenset({"scan", "history"})
 
-    def __init__(self, inner: Any, principal: Principal) -> None:
-        self.inner, self.principal = inner, principal
+    def __init__(self, inner: Any, principal: Principal, audit: AuditLog | None = None) -> None:
+        self.inner, self.principal, self.audit = inner, principal, audit
         self.name, self.location, self.settings = inner.name, inner.location, getattr(inner, "settings", None)
         self._grids: GuardedGrids | None = None
+
+    def _log(self, action: str, method: str, spec: Any, status: str) -> None:
+        if self.audit is not None:
+            self.audit.record(self.principal, action, method=method, path="python", dataset=spec.name,
+                              datasets=[spec.name], open_level=[spec.open_level], status=status)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.inner!r} as {self.principal.name or 'anonymous'}>"
@@ -74,27 +86,40 @@ class GuardedBackend:
     def list_specs(self) -> list[Any]:
         return [s for s in self.inner.list_specs() if can_read(self.principal, s)]
 
-    def _writable(self, name: str) -> None:
-        spec = self.get_spec(name)
+    def _writable(self, name: str, method: str, spec: Any = None) -> None:
+        spec = spec if spec is not None else self.get_spec(name)
         if not can_write(self.principal, spec):
+            self._log("write", method, spec, "refused")
             raise Forbidden(f"changing {name!r} needs an editor role in department {spec.department!r}")
+        self._log("write", method, spec, "allowed")
 
     def create_dataset(self, spec: Any, *args: Any, **kw: Any) -> Any:
-        if not can_write(self.principal, spec):
-            raise Forbidden(f"creating {spec.name!r} needs an editor role in department {spec.department!r}")
+        self._writable(spec.name, "create_dataset", spec)
         return self.inner.create_dataset(spec, *args, **kw)
 
     def drop_dataset(self, name: str) -> None:
-        self._writable(name)
+        self._writable(name, "drop_dataset")
         self.inner.drop_dataset(name)
 
     def writer(self, name: str) -> AbstractContextManager[Any]:
-        self._writable(name)
+        self._writable(name, "write")
         return self.inner.writer(name)  # type: ignore[no-any-return]
 
     def compact(self, name: str) -> Any:
-        self._writable(name)
+        self._writable(name, "compact")
         return self.inner.compact(name)
+
+    def _read(self, method: str) -> Any:
+        def check(name: str) -> None:
+            spec = self.get_spec(name)
+            if method in self._DATA_READS and spec.open_level == "restricted":
+                self._log("read", method, spec, "allowed")
+        return check
+
+    def close(self) -> None:
+        self.inner.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def grids(self) -> "GuardedGrids":
         if self._grids is None:
@@ -103,7 +128,7 @@ class GuardedBackend:
 
     def __getattr__(self, attr: str) -> Any:
         value = getattr(self.inner, attr)
-        return _checked(value, self.get_spec) if attr in self._READS else value
+        return _checked(value, self._read(attr)) if attr in self._READS else value
 
 
 class GuardedGrids:
@@ -146,8 +171,8 @@ class GuardedGrids:
         return _checked(value, self.row) if attr in self._READS else value
 
 
-def guarded(backend: Any, principal: Principal | Mapping[str, str]) -> GuardedBackend:
+def guarded(backend: Any, principal: Principal | Mapping[str, str], audit: AuditLog | None = None) -> GuardedBackend:
     """``backend`` as ``principal`` (a :class:`Principal`, or roles per department) sees it."""
     if not isinstance(principal, Principal):
         principal = Principal("python-api", dict(principal))  # type: ignore[arg-type]
-    return GuardedBackend(backend, principal)
+    return GuardedBackend(backend, principal, audit)

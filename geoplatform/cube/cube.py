@@ -450,7 +450,9 @@ def open_cube(location: str | Path | None = None, *, settings: Settings | None =
     cls = load_backend(backend or settings.backend)
     if api_key is None and token is None and principal is None:
         return Cube(cls(loc, settings), settings)
+    from geoplatform.access.audit import AuditLog
     from geoplatform.access.guard import guarded, principal_from
 
     who = principal if principal is not None else principal_from(settings, api_key=api_key, token=token)
-    return Cube(guarded(cls(loc, settings), who), settings)  # type: ignore[arg-type]
+    audit = AuditLog(settings.audit_log) if settings.audit_log else None
+    return Cube(guarded(cls(loc, settings), who, audit), settings)  # type: ignore[arg-type]

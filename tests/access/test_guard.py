@@ -16,6 +16,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import geoplatform as gp
+from geoplatform.access.audit import read_audit
 from geoplatform.access.credentials import AccessFile
 from geoplatform.access.policy import Principal
 from geoplatform.cli.main import cli
@@ -148,3 +149,19 @@ def test_api_keys_in_the_python_api_and_the_cli(store: str, tmp_path: Path,
     _frame(1, 300).to_file(src, driver="GeoJSON")
     refused = run("dataset", "ingest", "cases", str(src), "--store", store)
     assert refused.exit_code == 1 and "Forbidden" in refused.output
+
+
+def test_writes_and_restricted_reads_are_audited(store: str, tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    settings = Settings(audit_log=log)
+    with gp.open_cube(store, settings=settings, principal=Principal("guo", {"public_security": "editor"})) as cube:
+        cube.query("cases")  # restricted: logged
+        cube.query("valves")  # public: not
+        cube.ingest("cases", _frame(1, 500))
+        with pytest.raises(Forbidden):
+            cube.ingest("valves", _frame(1, 500))
+    entries = read_audit(log)
+    assert [(e["who"], e["action"], e["dataset"], e["status"]) for e in entries] == [
+        ("guo", "read", "cases", "allowed"), ("guo", "write", "cases", "allowed"),
+        ("guo", "write", "valves", "refused")]
+    assert all(e["path"] == "python" and e["at"].endswith("Z") for e in entries)
