@@ -108,6 +108,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (layers / "sensing" / "incidents-daily.yaml").write_text(
         "id: incidents-daily\naggregate: incidents\nresolution: 1000\ngrid_crs: EPSG:4545\nfreq: 1D\n"
         "crs: [OGC:CRS84, EPSG:4545]\nmax_cells: 5000\n")
+    (layers / "sensing" / "incidents-daily-k.yaml").write_text(
+        "id: incidents-daily-k\naggregate: incidents\nresolution: 1000\ngrid_crs: EPSG:4545\nfreq: 1D\n"
+        "crs: [OGC:CRS84, EPSG:4545]\nmin_count: 5\n")
     (layers / "sensing" / "severity-daily.yaml").write_text(
         "id: severity-daily\naggregate: incidents\nresolution: 1000\nfreq: 1D\nagg: mean\nvariable: severity\n"
         "crs: [OGC:CRS84, EPSG:4545]\n")
@@ -444,8 +447,8 @@ def test_schemathesis_no_server_errors_on_the_queries(server: str) -> None:
                                                           "corridor", "coverage") or op.path == "/collections/air-grid"
            or op.path.startswith("/collections/air-grid/map/") or op.path == "/collections/air-grid/schema"]
     # six queries and a coverage on two grids, a grid collection, its schema, its three map tile paths,
-    # the radius, area and cube of the sensor series, and four queries on each of two aggregates
-    assert len(ops) == 30
+    # the radius, area and cube of the sensor series, and four queries on each of three aggregates
+    assert len(ops) == 34
     for op in ops:
 
         @given(case=op.as_strategy())
@@ -538,6 +541,29 @@ def test_aggregate_cube_counts_every_incident_once(server: str) -> None:
     in_cell = ((inc.geometry.x >= 500_000) & (inc.geometry.x < 501_000) & (inc.geometry.y >= 3_804_000)
                & (inc.geometry.y < 3_805_000))
     assert sum(pos["ranges"]["count"]["values"]) == int(in_cell.sum())
+
+
+def test_aggregate_with_min_count_keeps_whole_steps_and_withholds_small_counts(server: str) -> None:
+    """With min_count, a request's datetime picks whole days of the fixed calendar (it cannot
+    cut a shorter window to difference), and counts of 1 to 4 are withheld."""
+    box = {"bbox": "500000,3800000,505000,3805000", "crs": "EPSG:4545"}
+    part = "2025-03-01T12:00:00Z/2025-03-02T06:00:00Z"
+    k = q(server, "cube", "incidents-daily-k", datetime=part, **box).json()
+    assert k["domain"]["axes"]["t"]["values"] == ["2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"]
+    whole = q(server, "cube", "incidents-daily", datetime="2025-03-01T00:00:00Z/2025-03-02T23:59:59Z", **box).json()
+    clipped = q(server, "cube", "incidents-daily", datetime=part, **box).json()
+    got, full = _counts(k), _counts(whole)
+    assert np.nansum(_counts(clipped)) < np.nansum(full)  # without min_count the window is cut as asked
+    small = (full > 0) & (full < 5)
+    assert small.any() and np.isnan(got[small]).all()
+    np.testing.assert_array_equal(got[~small], full[~small])
+    assert "counts below 5 are withheld" in str(get(server, "/collections/incidents-daily-k").json())
+    assert q(server, "cube", "incidents-daily-k", datetime="2024-01-01/2024-01-02", **box).status_code == 400
+
+
+def _counts(cov: dict) -> np.ndarray:
+    r = cov["ranges"]["count"]
+    return np.array([np.nan if v is None else v for v in r["values"]], dtype=float).reshape(r["shape"])
 
 
 def test_aggregate_mean_area_and_limits(server: str) -> None:
