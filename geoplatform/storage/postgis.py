@@ -476,13 +476,20 @@ class PostGISBackend(StorageBackend):
             params += [x0, y0, x1, y1, self._srid(spec)]
             cond.append("bbox_xmax >= %s AND bbox_xmin <= %s AND bbox_ymax >= %s AND bbox_ymin <= %s")
             params += [x0, x1, y0, y1]
-        if request.t_max != MAX_US:
-            cond.append("(valid_from IS NULL OR valid_from <= %s)")
-            params.append(_dt(request.t_max))
-        if request.t_min != MIN_US:
-            end = "valid_from" if spec.instant else "valid_to"
-            cond.append(f"({end} IS NULL OR {end} >= %s)")
-            params.append(_dt(request.t_min))
+        if spec.instant and request.t_min != MIN_US and request.t_max != MAX_US:
+            # An instant in a closed window, as one range: the time index's bitmap
+            # can then be ANDed with the GiST one (the two one-sided tests below,
+            # each OR'ed with IS NULL, select the same rows but not as a range).
+            cond.append("(valid_from BETWEEN %s AND %s OR valid_from IS NULL)")
+            params += [_dt(request.t_min), _dt(request.t_max)]
+        else:
+            if request.t_max != MAX_US:
+                cond.append("(valid_from IS NULL OR valid_from <= %s)")
+                params.append(_dt(request.t_max))
+            if request.t_min != MIN_US:
+                end = "valid_from" if spec.instant else "valid_to"
+                cond.append(f"({end} IS NULL OR {end} >= %s)")
+                params.append(_dt(request.t_min))
         if request.fids is not None:
             cond.append("fid = ANY(%s)")
             params.append([f for f in (_fid_or_none(spec, v) for v in request.fids) if f is not None])

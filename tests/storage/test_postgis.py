@@ -47,3 +47,36 @@ def test_tables_are_postgis_tables_other_tools_read(pg_schema: str, tmp_path: Pa
     got = cube.query("pts", output="arrow")
     assert isinstance(got, pa.Table) and got.num_rows == 100
     cube.close()
+
+
+def test_instant_window_is_one_range_on_the_time_index(pg_schema: str) -> None:
+    """A closed window on an instant dataset is one range on ``valid_from`` (the
+    time index holds both ends in one index condition, so its bitmap can be ANDed
+    with the GiST one), and selects the same features as before."""
+    from geoplatform.cube.query import plan_query
+
+    cube = open_cube(pg_schema, settings=Settings(progress=False), backend="postgis")
+    cube.create_dataset(spec(POINTS))
+    gdf = points_frame(3000, seed=11, days=60)
+    cube.ingest("pts", gdf)
+    t = gdf["t"].sort_values().reset_index(drop=True)
+    a, b = t[1000].to_pydatetime(), t[1400].to_pydatetime()
+    be = cube.backend
+    ds_id, ds_spec = be._dataset("pts")
+    where, params = be._where(plan_query(be, "pts", datetime=(a, b)).scan_request(with_geometry=False), ds_spec)
+    table = be._table(ds_id)
+
+    def index_conds(node: dict) -> list[str]:
+        here = [node["Index Cond"]] if node.get("Index Name") == f"{table}_time" else []
+        return here + [c for child in node.get("Plans", []) for c in index_conds(child)]
+
+    with psycopg.connect(pg_schema, autocommit=True) as con:
+        con.execute(f"ANALYZE {table}")
+        with con.transaction():
+            con.execute("SET LOCAL enable_seqscan = off")
+            plan = con.execute(f"EXPLAIN (FORMAT JSON) SELECT fid FROM {table} WHERE {where}", params).fetchone()[0]
+    conds = index_conds(plan[0]["Plan"])
+    assert any(">=" in c and "<=" in c for c in conds), conds
+    got = set(cube.query("pts", datetime=(a, b), output="arrow").column("fid").to_pylist())
+    assert got == set(gdf["id"][((gdf["t"] >= a) & (gdf["t"] <= b)).to_numpy()]) and len(got) >= 401
+    cube.close()
