@@ -52,26 +52,8 @@ from geoplatform.cube.times import MAX_US, MIN_US
 from geoplatform.errors import (CommitConflict, DatasetExists, DatasetNotFound, SnapshotNotFound, StoreError)
 from geoplatform.settings import Settings
 from geoplatform.storage import records
+from geoplatform.storage.postgis_schema import catalog_tables, data_table, ddl
 
-_DDL = [
-    "CREATE EXTENSION IF NOT EXISTS postgis",
-    """CREATE TABLE IF NOT EXISTS gp_datasets (
-        id serial PRIMARY KEY,
-        name text NOT NULL UNIQUE,
-        spec jsonb NOT NULL,
-        next_fid bigint NOT NULL DEFAULT 1,
-        created_at timestamptz NOT NULL DEFAULT now())""",
-    """CREATE TABLE IF NOT EXISTS gp_snapshots (
-        id bigserial PRIMARY KEY,
-        dataset_id integer NOT NULL REFERENCES gp_datasets(id) ON DELETE CASCADE,
-        parent_id bigint,
-        committed_at timestamptz NOT NULL,
-        committed_us bigint NOT NULL,
-        operation text NOT NULL,
-        summary jsonb NOT NULL,
-        source_hash text)""",
-    "CREATE INDEX IF NOT EXISTS gp_snapshots_dataset ON gp_snapshots (dataset_id, id)",
-]
 _SQL_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "boolean": "boolean",
               "datetime": "timestamptz", "date": "date"}
 _RESERVED = {"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid", "oid", "_row", "fid", "version", "valid_from",
@@ -174,8 +156,10 @@ class PostGISBackend(StorageBackend):
         with self._tx() as cur:
             # one set-up at a time: CREATE ... IF NOT EXISTS races with itself
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('geoplatform schema'))")
-            for stmt in _DDL:
-                cur.execute(stmt)
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            for table in catalog_tables():  # declared with SQLAlchemy (postgis_schema)
+                for stmt in ddl(table, if_not_exists=True):
+                    cur.execute(stmt)
 
     # connections ----------------------------------------------------------------
     def _connect(self) -> Any:
@@ -278,7 +262,6 @@ class PostGISBackend(StorageBackend):
             if not _NAME.match(f.name):
                 raise StoreError(f"attribute name {f.name!r} cannot be a PostgreSQL column: use letters, digits "
                                  "and underscores, starting with a letter")
-        fid_sql = "bigint" if spec.fid is None else "text"
         now = _now() if committed_at is None else _given(committed_at)
         with self._tx() as cur:
             cur.execute("LOCK TABLE gp_datasets IN SHARE ROW EXCLUSIVE MODE")
@@ -286,24 +269,10 @@ class PostGISBackend(StorageBackend):
                 raise DatasetExists(f"dataset {spec.name!r} already exists", dataset=spec.name)
             ds_id = cur.execute("INSERT INTO gp_datasets (name, spec) VALUES (%s, %s) RETURNING id",
                                 (spec.name, spec.model_dump_json(by_alias=True))).fetchone()[0]
-            t = self._table(ds_id)
-            attrs = "".join(f", {_q(f.name)} {_SQL_TYPES[f.type]}" for f in spec.fields)
-            cur.execute(f"""CREATE TABLE {t} (
-                _row bigserial PRIMARY KEY,
-                fid {fid_sql} NOT NULL,
-                version integer NOT NULL,
-                valid_from timestamptz,
-                valid_to timestamptz{attrs},
-                geometry geometry(Geometry, {self._srid(spec)}),
-                bbox_xmin double precision, bbox_ymin double precision,
-                bbox_xmax double precision, bbox_ymax double precision,
-                _hash bigint,
-                record_from bigint NOT NULL,
-                record_to bigint)""")
-            cur.execute(f"CREATE INDEX {t}_geom ON {t} USING gist (geometry)")
-            cur.execute(f"CREATE INDEX {t}_fid ON {t} (fid, version)")
-            cur.execute(f"CREATE INDEX {t}_time ON {t} (valid_from, valid_to)")
-            cur.execute(f"CREATE INDEX {t}_record ON {t} (record_from, record_to)")
+            table = data_table(self._table(ds_id), [(f.name, f.type) for f in spec.fields], self._srid(spec),
+                               fid_is_text=spec.fid is not None)
+            for stmt in ddl(table):  # the table and its GiST, id, valid-time and record-time indexes
+                cur.execute(stmt)
             sid = self._insert_snapshot(cur, ds_id, None, now, "create", {}, None)
         return Snapshot(sid, spec.name, None, now, "create", {})
 

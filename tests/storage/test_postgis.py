@@ -80,3 +80,34 @@ def test_instant_window_is_one_range_on_the_time_index(pg_schema: str) -> None:
     got = set(cube.query("pts", datetime=(a, b), output="arrow").column("fid").to_pylist())
     assert got == set(gdf["id"][((gdf["t"] >= a) & (gdf["t"] <= b)).to_numpy()]) and len(got) >= 401
     cube.close()
+
+
+def test_sqlalchemy_and_geoalchemy2_read_a_dataset_as_the_cube_does(pg_schema: str) -> None:
+    """The store's tables are declared with SQLAlchemy and GeoAlchemy2
+    (geoplatform.storage.postgis_schema): an analyst reflects a dataset's table and
+    asks it with GeoAlchemy2's spatial functions, and gets the cube's answer."""
+    from geoalchemy2 import Geometry
+    from sqlalchemy import create_engine, func, select
+
+    from geoplatform.storage.postgis_schema import reflect_dataset
+
+    cube = open_cube(pg_schema, settings=Settings(progress=False), backend="postgis")
+    cube.create_dataset(spec(POINTS))
+    cube.ingest("pts", points_frame(200, seed=3))
+    cube.delete_features("pts", list(cube.query("pts", output="arrow").column("fid").to_pylist()[:20]))
+    box = (116.2, 39.7, 116.6, 40.1)
+    want = sorted(cube.query("pts", bbox=box, output="arrow").column("fid").to_pylist())
+    engine = create_engine(pg_schema.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        pts = reflect_dataset(engine, "pts")
+        assert isinstance(pts.c.geometry.type, Geometry) and pts.c.geometry.type.srid == 4490
+        q = (select(pts.c.fid).where(pts.c.record_to.is_(None))
+             .where(func.ST_Intersects(pts.c.geometry, func.ST_MakeEnvelope(*box, 4490))))
+        with engine.connect() as con:
+            got = sorted(r[0] for r in con.execute(q))
+        assert got == want and 0 < len(got) < 180
+        with pytest.raises(KeyError, match="no dataset named 'nope'"):
+            reflect_dataset(engine, "nope")
+    finally:
+        engine.dispose()
+        cube.close()
