@@ -59,8 +59,8 @@ def _hidden(name: str, what: str = "dataset") -> DatasetNotFound:
 class GuardedBackend:
     """A storage backend as ``principal`` may see and change it (see the module docstring)."""
 
-    _READS = frozenset({"snapshots", "head", "snapshot_at", "check_snapshot", "scan", "history", "stats", "log",
-                        "changed_bounds", "current_keys", "last_versions"})
+    _READS = frozenset({"snapshots", "head", "snapshot_at", "check_snapshot", "scan", "count_rows", "history",
+                        "stats", "log", "changed_bounds", "current_keys", "last_versions"})
     #: reads of the records themselves (audited when the data is restricted)
     _DATA_READS = frozenset({"scan", "history"})
 

@@ -223,6 +223,9 @@ class Cube:
         req = plan.scan_request(with_geometry=needs_geom)
         if plan.properties is None and plan.compiled is None:
             req = replace(req, columns=())
+        counter = getattr(self.backend, "count_rows", None)
+        if counter is not None and _counted_by_backend(plan):
+            return int(counter(name, req))
         table = self.backend.scan(name, req)
         return int(finish(plan, table, count_only=True))
 
@@ -421,6 +424,14 @@ def _pipeline(name: str) -> Any:
 def is_database_url(location: str) -> bool:
     """Whether a store location names a PostgreSQL database rather than a folder."""
     return location.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+
+
+def _counted_by_backend(plan: QueryPlan) -> bool:
+    """Whether every row the backend's scan returns is a match: points (their bbox is
+    their shape) with no geometry, no attribute filter and the backend's own box; then
+    a backend that counts (``count_rows``, the PostGIS backend's count(*)) may."""
+    return (plan.spec.geometry_type == "Point" and plan.geometry is None and plan.compiled is None
+            and (plan.bbox is None or plan.bbox == plan.prune_bbox))
 
 
 def open_cube(location: str | Path | None = None, *, settings: Settings | None = None,

@@ -484,6 +484,16 @@ class PostGISBackend(StorageBackend):
         ds_id, spec = self._dataset(name)
         return self._scan(ds_id, spec, request)
 
+    def count_rows(self, name: str, request: ScanRequest) -> int:
+        """How many rows :meth:`scan` would return, counted in PostgreSQL (no attribute
+        filter: :meth:`Cube.count` asks only when every scanned row is a match)."""
+        if request.arrow_filter is not None:
+            raise StoreError("count_rows takes no attribute filter: scan and filter instead")
+        ds_id, spec = self._dataset(name)
+        where, params = self._where(request, spec)
+        return int(self.con.execute(f"SELECT count(*) FROM {self._table(ds_id)} WHERE {where}",
+                                    tuple(params)).fetchone()[0])
+
     def _scan(self, ds_id: int, spec: DatasetSpec, request: ScanRequest, *, with_loc: bool = False) -> pa.Table:
         columns = records.scan_columns(spec, request.columns, request.with_geometry)
         select, types = self._select(spec, columns, with_loc=with_loc)

@@ -111,3 +111,25 @@ def test_sqlalchemy_and_geoalchemy2_read_a_dataset_as_the_cube_does(pg_schema: s
     finally:
         engine.dispose()
         cube.close()
+
+
+def test_counts_of_points_are_counted_in_postgresql(pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A count of points by box and time is a count(*) in PostgreSQL (no row fetched),
+    with the same answer as the rows; a count with a filter still scans."""
+    from geoplatform.storage.postgis import PostGISBackend
+
+    cube = open_cube(pg_schema, settings=Settings(progress=False), backend="postgis")
+    cube.create_dataset(spec(POINTS))
+    cube.ingest("pts", points_frame(500, seed=4))
+    cube.delete_features("pts", cube.query("pts", output="arrow").column("fid").to_pylist()[:50])
+    asks = [{}, {"bbox": (116.2, 39.7, 116.6, 40.1)}, {"datetime": "2025-02-01T00:00:00Z/2025-04-30T23:59:59Z"},
+            {"bbox": (116.2, 39.7, 116.6, 40.1), "datetime": "2025-02-01T00:00:00Z/.."}, {"as_of": 2}]
+    want = [len(cube.query("pts", output="arrow", **a)) for a in asks]
+    scans: list[str] = []
+    real = PostGISBackend.scan
+    monkeypatch.setattr(PostGISBackend, "scan", lambda self, name, req: scans.append(name) or real(self, name, req))
+    assert [cube.count("pts", **a) for a in asks] == want and len(set(want)) > 2
+    assert scans == []
+    filtered = cube.count("pts", filter="kind = 'a'")
+    assert scans == ["pts"] and 0 < filtered < want[0]
+    cube.close()
