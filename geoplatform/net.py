@@ -153,10 +153,8 @@ def fetch(url: str, *, allow: Iterable[str] = (), method: str = "GET", body: byt
         conn: http.client.HTTPConnection = (_PinnedHTTPS(t, timeout) if t.scheme == "https"
                                             else http.client.HTTPConnection(t.address, t.port, timeout=timeout))
         try:
-            default_port = 443 if t.scheme == "https" else 80
-            host = t.host if t.port == default_port else f"{t.host}:{t.port}"
-            if ":" in t.host and not t.host.startswith("["):
-                host = f"[{t.host}]" if t.port == default_port else f"[{t.host}]:{t.port}"
+            name = f"[{t.host}]" if ":" in t.host else t.host  # an IPv6 literal goes in brackets
+            host = name if t.port == (443 if t.scheme == "https" else 80) else f"{name}:{t.port}"
             conn.request(method, t.path, body=body, headers={**(headers or {}), "Host": host})
             r = conn.getresponse()
             data = r.read(max_bytes + 1)

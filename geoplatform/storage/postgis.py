@@ -52,7 +52,7 @@ from geoplatform.cube.times import MAX_US, MIN_US
 from geoplatform.errors import (CommitConflict, DatasetExists, DatasetNotFound, SnapshotNotFound, StoreError)
 from geoplatform.settings import Settings
 from geoplatform.storage import records
-from geoplatform.storage.postgis_schema import catalog_tables, data_table, ddl
+from geoplatform.storage.postgis_schema import catalog_tables, data_table, data_table_name, ddl
 
 _SQL_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "boolean": "boolean",
               "datetime": "timestamptz", "date": "date"}
@@ -244,7 +244,7 @@ class PostGISBackend(StorageBackend):
 
     @staticmethod
     def _table(ds_id: int) -> str:
-        return f"gp_data_{ds_id}"
+        return data_table_name(ds_id)
 
     @staticmethod
     def _srid(spec: DatasetSpec) -> int:

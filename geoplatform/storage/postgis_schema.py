@@ -23,12 +23,17 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData,
-                        Table, Text, func)
+                        Table, Text, func, select)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 _TYPES = {"string": Text, "integer": BigInteger, "number": Float(precision=53), "boolean": Boolean,
           "datetime": DateTime(timezone=True), "date": Date}
+
+
+def data_table_name(dataset_id: int) -> str:
+    """The name of the table of the dataset numbered ``dataset_id`` in ``gp_datasets``."""
+    return f"gp_data_{dataset_id}"
 
 
 def catalog_tables(metadata: MetaData | None = None) -> tuple[Table, Table]:
@@ -94,13 +99,10 @@ def ddl(table: Table, if_not_exists: bool = False) -> list[str]:
 def reflect_dataset(engine: Any, name: str, schema: str | None = None) -> Table:
     """The table of dataset ``name`` of the store at ``engine``, reflected with its
     geometry column typed by GeoAlchemy2."""
-    from sqlalchemy import select
-
     datasets, _ = catalog_tables()
     with engine.connect() as con:
         ds_id = con.execute(select(datasets.c.id).where(datasets.c.name == name)).scalar()
     if ds_id is None:
         raise KeyError(f"no dataset named {name!r}")
-    import geoalchemy2  # noqa: F401 - registers the geometry type for reflection
-
-    return Table(f"gp_data_{ds_id}", MetaData(), autoload_with=engine, schema=schema)
+    # importing geoalchemy2 (above) registered the geometry type that reflection gives the column
+    return Table(data_table_name(ds_id), MetaData(), autoload_with=engine, schema=schema)
